@@ -1,0 +1,108 @@
+"""Simulated cameras: a real GStreamer RTSP server (H.264) serving a test pattern or a looped video file.
+
+The server needs Debian's GStreamer Python bindings (``python3-gi``, ``gir1.2-gst-rtsp-server-1.0``), which
+live in the system interpreter, not in a virtualenv, so it runs as a subprocess of ``/usr/bin/python3``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jifang.errors import JifangError
+
+SERVER_SCRIPT = Path(__file__).with_name("gst_rtsp_server.py")
+SYSTEM_PYTHON = os.environ.get("JIFANG_GST_PYTHON", "/usr/bin/python3")
+PASSWORD_ENV = "JIFANG_SIMCAM_PASSWORD"
+
+
+class SimCameraError(JifangError):
+    """The simulated camera could not start."""
+
+
+@dataclass
+class SimCamera:
+    path: str = "cam1"
+    port: int = 0
+    host: str = "127.0.0.1"
+    video: Path | None = None
+    width: int = 640
+    height: int = 360
+    fps: int = 10
+    bitrate_kbps: int = 1000
+    user: str | None = None
+    password: str | None = None
+    url: str = ""
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    def command(self) -> list[str]:
+        command = [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--host", self.host, "--port", str(self.port),
+                   "--path", self.path, "--width", str(self.width), "--height", str(self.height),
+                   "--fps", str(self.fps), "--bitrate", str(self.bitrate_kbps)]
+        if self.video:
+            command += ["--video", str(Path(self.video).resolve())]
+        if self.user:
+            command += ["--user", self.user, "--password-env", PASSWORD_ENV]
+        return command
+
+    def start(self, timeout: float = 20.0) -> str:
+        """Start the server and return its URL once it listens."""
+        if not Path(SYSTEM_PYTHON).exists() or shutil.which("gst-inspect-1.0") is None:
+            raise SimCameraError(
+                "the simulated camera needs GStreamer: apt-get install python3-gi gir1.2-gst-rtsp-server-1.0 "
+                "gstreamer1.0-plugins-{base,good,ugly,bad} gstreamer1.0-libav gstreamer1.0-x"
+            )
+        if self.video and not Path(self.video).is_file():
+            raise SimCameraError(f"video file {self.video} not found")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+        if self.password is not None:
+            env[PASSWORD_ENV] = self.password
+        self.process = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True, env=env, start_new_session=True)
+        ready: list[str] = []
+
+        def read_ready() -> None:
+            assert self.process and self.process.stdout
+            line = self.process.stdout.readline()
+            ready.append(line.strip())
+
+        reader = threading.Thread(target=read_ready, daemon=True)
+        reader.start()
+        reader.join(timeout)
+        if not ready or not ready[0].startswith("READY "):
+            self.stop()
+            err = self.process.stderr.read().strip() if self.process.stderr else ""
+            raise SimCameraError(f"simulated camera did not start: {err.splitlines()[-1] if err else 'no answer'}")
+        self.url = ready[0].split(" ", 1)[1]
+        self.port = int(self.url.rsplit(":", 1)[1].split("/", 1)[0])
+        return self.url
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    def kill(self) -> None:
+        """Die like a camera losing power: no goodbye to clients."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+
+    def wait(self) -> int:
+        assert self.process is not None
+        return self.process.wait()
+
+    def __enter__(self) -> SimCamera:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()

@@ -1,0 +1,241 @@
+"""The configuration file (YAML), its schema and its ``JIFANG_*`` environment overrides.
+
+Secrets never live in the file: a camera password or an object-store key is named by an environment
+variable (``*_env``) or a file (``*_file``) and read only when needed. Errors name the file, the key and
+what was expected, on one line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from jifang.domain import GridType, camera_id_problem
+from jifang.errors import ConfigError
+from jifang.tiers import Tier
+
+CONFIG_VERSION = 1
+ENV_PREFIX = "JIFANG_"
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(Model):
+    """Where a secret comes from: an environment variable or a file, never the configuration itself."""
+
+    env: str | None = Field(None, description="environment variable holding the secret")
+    file: Path | None = Field(None, description="file holding the secret (trailing newline stripped)")
+
+    def read(self, what: str) -> str:
+        if self.env:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise ConfigError(f"{what}: environment variable {self.env} is not set")
+            return value
+        if self.file:
+            try:
+                return self.file.read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as exc:
+                raise ConfigError(f"{what}: cannot read secret file {self.file}: {exc.strerror}") from None
+        return ""
+
+
+class GridConfig(Model):
+    code: Annotated[str, Field(pattern=r"^[0-9A-Za-z_-]{1,32}$")] = Field(
+        description="grid code, suggested: 12-digit village/community statistical code + 3-digit serial"
+    )
+    name: str = Field(description="grid name")
+    type: GridType = Field(GridType.URBAN_COMMUNITY, description="城市社区, 城中村, 农村 or 专属网格")
+
+
+class CameraConfig(Model):
+    id: str = Field(description="20-digit GB/T 28181 device ID")
+    name: str = Field(description="point name shown to users")
+    grid: str = Field(description="code of the grid the point belongs to")
+    tier: Tier = Field(description="retention tier: key, important or general (§8.3.2)")
+    rtsp_url: str = Field(description="main stream RTSP URL, without credentials")
+    username: str | None = Field(None, description="RTSP user name")
+    password: SecretRef | None = Field(None, description="RTSP password reference: {env: VAR} or {file: PATH}")
+    enabled: bool = True
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        problem = camera_id_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("rtsp_url")
+    @classmethod
+    def _valid_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("rtsp", "rtsps"):
+            raise ValueError(f"must be an rtsp:// or rtsps:// URL, got scheme {parts.scheme or 'none'!r}")
+        if not parts.hostname:
+            raise ValueError("has no host (expected rtsp://HOST[:PORT]/PATH)")
+        if parts.password:
+            raise ValueError("must not contain a password: use username and password: {env: VAR}")
+        try:
+            _ = parts.port
+        except ValueError:
+            raise ValueError("has an invalid port") from None
+        return value
+
+
+class MinioConfig(Model):
+    endpoint: str = Field(description="HOST:PORT of the MinIO (S3) server")
+    secure: bool = Field(True, description="use TLS")
+    region: str = "us-east-1"
+    access_key: SecretRef = Field(default_factory=lambda: SecretRef(env="JIFANG_MINIO_ACCESS_KEY"))
+    secret_key: SecretRef = Field(default_factory=lambda: SecretRef(env="JIFANG_MINIO_SECRET_KEY"))
+    connect_retries: int = Field(5, ge=0, description="attempts to reach the server at start")
+
+
+class StorageConfig(Model):
+    kind: Literal["filesystem", "minio"] = "filesystem"
+    path: Path = Field(Path("jifang-data/store"), description="root of the filesystem object store")
+    minio: MinioConfig | None = None
+
+    @model_validator(mode="after")
+    def _minio_needs_endpoint(self) -> StorageConfig:
+        if self.kind == "minio" and self.minio is None:
+            raise ValueError("kind is minio but the minio section (endpoint, keys) is missing")
+        return self
+
+
+class RecorderConfig(Model):
+    segment_seconds: int = Field(10, ge=1, le=600, description="length of one recorded segment")
+    spool_dir: Path = Field(Path("jifang-data/spool"), description="local spool for segments before upload")
+    spool_max_bytes: int = Field(10 * 1024**3, gt=0, description="spool size that raises the spool-full alarm")
+    backoff_max_seconds: float = Field(60, gt=0, description="cap of the reconnect backoff")
+    ffmpeg: str = Field("ffmpeg", description="ffmpeg executable")
+    ffprobe: str = Field("ffprobe", description="ffprobe executable")
+
+
+class DatabaseConfig(Model):
+    url: str = Field("sqlite:///jifang-data/jifang.db", description="SQLAlchemy URL (sqlite or postgresql)")
+
+
+class MetricsConfig(Model):
+    host: str = "127.0.0.1"
+    port: int = Field(9108, ge=0, le=65535)
+
+
+class Settings(Model):
+    version: Literal[1] = Field(CONFIG_VERSION, description="configuration format version")
+    site: str = Field("default", description="name of this edge site")
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    recorder: RecorderConfig = Field(default_factory=RecorderConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    grids: list[GridConfig] = Field(default_factory=list)
+    cameras: list[CameraConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        seen: set[str] = set()
+        for index, camera in enumerate(self.cameras):
+            if camera.id in seen:
+                raise ValueError(f"cameras[{index}].id: duplicate camera ID {camera.id}")
+            seen.add(camera.id)
+        grid_codes = [grid.code for grid in self.grids]
+        duplicates = {code for code in grid_codes if grid_codes.count(code) > 1}
+        if duplicates:
+            raise ValueError(f"grids: duplicate grid code {sorted(duplicates)[0]}")
+        for index, camera in enumerate(self.cameras):
+            if camera.grid not in grid_codes:
+                raise ValueError(f"cameras[{index}].grid: grid {camera.grid!r} is not declared under grids")
+        return self
+
+    def grid_of(self, camera: CameraConfig) -> GridConfig:
+        return next(grid for grid in self.grids if grid.code == camera.grid)
+
+
+def _format_location(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + str(part)
+    return text
+
+
+def _format_validation_error(source: str, exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    location = _format_location(tuple(p for p in first["loc"] if p not in ("function-after",)))
+    message = first["msg"].removeprefix("Value error, ")
+    got = first.get("input")
+    shown = "" if isinstance(got, dict | list) or got is None or "got" in message else f" (got {got!r})"
+    more = len(exc.errors()) - 1
+    tail = f"; and {more} more problem{'s' if more > 1 else ''}" if more else ""
+    return f"{source}: {location + ': ' if location else ''}{message}{shown}{tail}"
+
+
+def apply_env_overrides(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+    """``JIFANG_SECTION__KEY=value`` overrides ``section.key`` (values parsed as YAML scalars).
+
+    Only names whose first part is a top-level setting count, so secrets such as JIFANG_MINIO_SECRET_KEY are
+    never mistaken for overrides."""
+    top_level = set(Settings.model_fields)
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        if path[0] not in top_level or path[0] in ("grids", "cameras"):
+            continue
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        try:
+            node[path[-1]] = yaml.safe_load(raw) if raw else raw
+        except yaml.YAMLError:
+            node[path[-1]] = raw
+    return data
+
+
+def parse_settings(data: Any, source: str, environ: dict[str, str] | None = None) -> Settings:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of settings at the top level")
+    data = apply_env_overrides(data, dict(os.environ if environ is None else environ))
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(source, exc)) from None
+
+
+def load_settings(path: Path | str, environ: dict[str, str] | None = None) -> Settings:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
+    return parse_settings(data, str(path), environ)
+
+
+def dump_settings(settings: Settings) -> str:
+    data = settings.model_dump(mode="json", exclude_none=True)
+    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)

@@ -1,0 +1,170 @@
+"""The segment catalog: one row per recorded segment and per gap, on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event, select, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from jifang.db.models import GapRow, SegmentRow
+from jifang.domain import GapCause, Segment
+from jifang.errors import JifangError, ObjectConflictError
+
+MIGRATION_LOCK_ID = 0x6A6966616E67  # "jifang": serialises migrations across processes on PostgreSQL
+
+
+class CatalogError(JifangError):
+    """The catalog database cannot be reached or is inconsistent."""
+
+
+def _make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+class Catalog:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.engine = _make_engine(url)
+        except Exception as exc:  # bad URL, missing driver
+            raise CatalogError(f"database URL {make_url(url).render_as_string(hide_password=True)}: {exc}") from None
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (Alembic), one process at a time."""
+        config = Config(str(Path(__file__).with_name("alembic.ini")))
+        try:
+            with self.engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        except OperationalError as exc:
+            safe = make_url(self.url).render_as_string(hide_password=True)
+            raise CatalogError(f"database {safe} unreachable: {str(exc.orig).strip().splitlines()[0]}") from None
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    # segments
+
+    def add_segment(self, segment: Segment, recorded_at: datetime) -> bool:
+        """Catalog a segment; a second call with the same key and sha256 is a no-op (returns False)."""
+        with self.session() as session:
+            existing = session.scalar(select(SegmentRow).where(SegmentRow.key == segment.key))
+            if existing is not None:
+                if existing.sha256 != segment.sha256:
+                    raise ObjectConflictError(f"{segment.key}: catalogued with another sha256")
+                return False
+            session.add(
+                SegmentRow(
+                    camera_id=segment.camera_id, key=segment.key, start_at=segment.capture_start,
+                    end_at=segment.capture_end, bytes=segment.size, sha256=segment.sha256,
+                    tier=str(segment.tier), grid=segment.grid, retain_until=segment.retain_until,
+                    recorded_at=recorded_at,
+                )
+            )
+            try:
+                session.commit()
+            except IntegrityError:  # another process catalogued it between our check and insert
+                session.rollback()
+                return False
+        return True
+
+    def mark_uploaded(self, key: str, at: datetime) -> None:
+        with self.session() as session:
+            row = session.scalar(select(SegmentRow).where(SegmentRow.key == key))
+            if row is None:
+                raise CatalogError(f"{key}: not in the catalog")
+            if row.uploaded_at is None:
+                row.uploaded_at = at
+                session.commit()
+
+    def segment(self, key: str) -> SegmentRow | None:
+        with self.session() as session:
+            return session.scalar(select(SegmentRow).where(SegmentRow.key == key))
+
+    def segments(self, camera_id: str | None = None) -> list[SegmentRow]:
+        with self.session() as session:
+            query = select(SegmentRow).order_by(SegmentRow.camera_id, SegmentRow.start_at)
+            if camera_id:
+                query = query.where(SegmentRow.camera_id == camera_id)
+            return list(session.scalars(query))
+
+    def last_segment_end(self, camera_id: str) -> datetime | None:
+        with self.session() as session:
+            return session.scalar(
+                select(SegmentRow.end_at).where(SegmentRow.camera_id == camera_id)
+                .order_by(SegmentRow.end_at.desc()).limit(1)
+            )
+
+    # gaps
+
+    def open_gap(self, camera_id: str, start: datetime, cause: GapCause, detail: str = "") -> None:
+        """Record that ``camera_id`` has had no video since ``start``, unless a gap is already open."""
+        with self.session() as session:
+            if self._open_gap(session, camera_id) is None:
+                session.add(GapRow(camera_id=camera_id, start_at=start, cause=str(cause), detail=detail[:500]))
+                session.commit()
+
+    def update_open_gap(self, camera_id: str, detail: str) -> None:
+        with self.session() as session:
+            gap = self._open_gap(session, camera_id)
+            if gap is not None and gap.detail != detail[:500]:
+                gap.detail = detail[:500]
+                session.commit()
+
+    def close_gap(self, camera_id: str, end: datetime) -> GapRow | None:
+        """Close the camera's open gap at ``end`` (video is back). A gap that turned out empty is removed."""
+        with self.session() as session:
+            gap = self._open_gap(session, camera_id)
+            if gap is None:
+                return None
+            if end <= gap.start_at:
+                session.delete(gap)
+                session.commit()
+                return None
+            gap.end_at = end
+            session.commit()
+            return gap
+
+    def add_gap(self, camera_id: str, start: datetime, end: datetime, cause: GapCause, detail: str = "") -> None:
+        with self.session() as session:
+            session.add(GapRow(camera_id=camera_id, start_at=start, end_at=end, cause=str(cause), detail=detail[:500]))
+            session.commit()
+
+    def gaps(self, camera_id: str | None = None) -> list[GapRow]:
+        with self.session() as session:
+            query = select(GapRow).order_by(GapRow.camera_id, GapRow.start_at)
+            if camera_id:
+                query = query.where(GapRow.camera_id == camera_id)
+            return list(session.scalars(query))
+
+    @staticmethod
+    def _open_gap(session: Session, camera_id: str) -> GapRow | None:
+        return session.scalar(
+            select(GapRow).where(GapRow.camera_id == camera_id, GapRow.end_at.is_(None)).limit(1)
+        )
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,56 @@
+"""The one exception hierarchy of jifang. Every error a user can cause or meet derives from JifangError and
+carries a message that says what is wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class JifangError(Exception):
+    """Base of every error jifang raises on purpose."""
+
+
+class ConfigError(JifangError):
+    """The configuration file or an environment override is invalid (CLI exit code 2)."""
+
+
+class StoreError(JifangError):
+    """The object store failed an operation."""
+
+
+class StoreUnavailableError(StoreError):
+    """The object store cannot be reached (network, DNS, TLS, credentials)."""
+
+
+class ObjectLockedError(StoreError):
+    """A delete or overwrite was refused because the object is under retention or legal hold."""
+
+
+class RetentionShortenError(StoreError):
+    """A request would shorten an object's retention; jifang never issues one."""
+
+
+class ObjectConflictError(StoreError):
+    """An object with the same key but different content already exists."""
+
+
+class BucketNotLockedError(StoreError):
+    """A bucket exists without object lock, so retention floors cannot be enforced by the store."""
+
+
+class CameraError(JifangError):
+    """A camera or its stream misbehaves."""
+
+
+class CameraUnauthorizedError(CameraError):
+    """The camera answered 401: wrong user name or password."""
+
+
+class CameraUnreachableError(CameraError):
+    """The camera's RTSP port does not answer."""
+
+
+class CameraStreamNotFoundError(CameraError):
+    """The camera answered 404 for the RTSP path."""
+
+
+class SegmentInvalidError(JifangError):
+    """A recorded segment failed validation (empty, undecodable, no video)."""

@@ -1,0 +1,41 @@
+"""Process supervision shared by every part that runs ffmpeg: capped exponential backoff and a
+terminate-then-kill stop."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+
+
+class Backoff:
+    """1, 2, 4, ... seconds, capped; reset after a healthy run."""
+
+    def __init__(self, initial: float = 1.0, cap: float = 60.0) -> None:
+        self.initial = initial
+        self.cap = cap
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        delay = min(self.cap, self.initial * (2**self.failures))
+        self.failures += 1
+        return delay
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+def stop_process(process: subprocess.Popen, grace: float = 10.0) -> int | None:
+    """SIGTERM (ffmpeg then closes the segment it writes), wait, then SIGKILL."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+    return process.returncode
+
+
+def wait_or_stop(stop: threading.Event, seconds: float) -> bool:
+    """Sleep ``seconds`` unless ``stop`` is set first; True when stopping."""
+    return stop.wait(seconds)
