@@ -101,6 +101,7 @@ class StoredObject:
     retain_until: datetime | None
     legal_hold: bool
     meta: ObjectMeta | None
+    lock_mode: str | None = None  # COMPLIANCE for everything jifang writes
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,10 @@ class ConfigError(JifangError):
     """The configuration file or an environment override is invalid (CLI exit code 2)."""
 
 
+class CatalogError(JifangError):
+    """The catalog database cannot be reached or is inconsistent."""
+
+
 class StoreError(JifangError):
     """The object store failed an operation."""
 

@@ -40,6 +40,11 @@ FLOORS: dict[tuple[Tier, MediaKind], Floor] = {
 }
 
 
+# The national floor for any surveillance video and image: 30 days. It also applies to tiers counted in
+# months, because one calendar month (February) can be shorter than 30 days.
+NATIONAL_FLOOR = timedelta(days=30)
+
+
 def floor_of(tier: Tier, kind: MediaKind) -> Floor:
     return FLOORS[(Tier(tier), MediaKind(kind))]
 
@@ -68,4 +73,5 @@ def retain_until(capture_end: datetime, tier: Tier | str, kind: MediaKind | str)
         raise ValueError("capture_end must be timezone-aware")
     end = capture_end.astimezone(UTC)
     floor = floor_of(Tier(tier), MediaKind(kind))
-    return ceil_to_utc_day(add_calendar_months(end, floor.months) + timedelta(days=floor.days))
+    by_calendar = add_calendar_months(end, floor.months) + timedelta(days=floor.days)
+    return ceil_to_utc_day(max(by_calendar, end + NATIONAL_FLOOR))

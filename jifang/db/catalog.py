@@ -14,13 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from jifang.db.models import GapRow, SegmentRow
 from jifang.domain import GapCause, Segment
-from jifang.errors import JifangError, ObjectConflictError
+from jifang.errors import CatalogError, ObjectConflictError
 
 MIGRATION_LOCK_ID = 0x6A6966616E67  # "jifang": serialises migrations across processes on PostgreSQL
-
-
-class CatalogError(JifangError):
-    """The catalog database cannot be reached or is inconsistent."""
 
 
 def _make_engine(url: str) -> Engine:

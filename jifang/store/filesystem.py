@@ -84,6 +84,7 @@ class FilesystemStore(ObjectStore):
             retain_until=datetime.fromisoformat(record["retain_until"]),
             legal_hold=bool(record.get("legal_hold")),
             meta=ObjectMeta.from_user_metadata(record["metadata"]),
+            lock_mode=record.get("mode"),
         )
 
     def _write(self, kind: MediaKind, key: str, source: Path, meta: ObjectMeta, retain_until: datetime) -> None:

@@ -113,6 +113,7 @@ class MinioStore(ObjectStore):
             retain_until=datetime.fromisoformat(until.replace("Z", "+00:00")) if until else None,
             legal_hold=headers.get("x-amz-object-lock-legal-hold", "").upper() == "ON",
             meta=meta,
+            lock_mode=headers.get("x-amz-object-lock-mode"),
         )
 
     def _write(self, kind: MediaKind, key: str, source: Path, meta: ObjectMeta, retain_until: datetime) -> None:

@@ -1,0 +1,104 @@
+"""Shared fixtures: databases (SQLite and a real PostgreSQL), a real S3 server (moto) on loopback, and
+simulated RTSP cameras."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import sqlalchemy
+
+from edge.simcam import SimCamera
+
+PG_URL = os.environ.get("JIFANG_TEST_PG_URL", "postgresql+psycopg2://jifang:jifang@127.0.0.1:5432/jifang_test")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh catalog database: a SQLite file, or a private schema in the test PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'catalog.db'}"
+        return
+    yield from pg_schema_url()
+
+
+def pg_schema_url() -> Iterator[str]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    yield from pg_schema_url()
+
+
+class S3Server:
+    """moto's S3 server on 127.0.0.1; stop() and start() keep the port (and, in-process, the data)."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self._factory = ThreadedMotoServer
+        self.port = 0
+        self.server = None
+        self.start()
+
+    def start(self) -> None:
+        self.server = self._factory(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+        self.port = self.server.get_host_and_port()[1]
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def reset(self) -> None:
+        requests.post(f"http://{self.endpoint}/moto-api/reset", timeout=10).raise_for_status()
+
+
+@pytest.fixture(scope="session")
+def s3_session() -> Iterator[S3Server]:
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_session: S3Server) -> Iterator[S3Server]:
+    if s3_session.server is None:
+        s3_session.start()
+    s3_session.reset()
+    yield s3_session
+    if s3_session.server is None:
+        s3_session.start()
+
+
+@pytest.fixture
+def minio_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JIFANG_MINIO_ACCESS_KEY", "test-access")
+    monkeypatch.setenv("JIFANG_MINIO_SECRET_KEY", "test-secret")
+
+
+@pytest.fixture
+def sim_camera() -> Iterator[SimCamera]:
+    camera = SimCamera(path="cam1")
+    camera.start()
+    yield camera
+    camera.stop()

@@ -1,0 +1,78 @@
+"""The segment catalog on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy
+
+from jifang.db import Catalog
+from jifang.domain import GapCause, Segment, video_key
+from jifang.errors import CatalogError, ObjectConflictError
+from jifang.tiers import MediaKind, Tier, retain_until
+
+CAMERA = "33100200001320000001"
+T0 = datetime(2026, 11, 27, 8, 0, 0, 123456, tzinfo=UTC)
+
+
+def segment(start: datetime, sha: str = "ab" * 32, seconds: float = 10) -> Segment:
+    end = start + timedelta(seconds=seconds)
+    return Segment(CAMERA, video_key(CAMERA, start), start, end, 1000, sha, Tier.KEY, "331002001001001",
+                   retain_until(end, Tier.KEY, MediaKind.VIDEO))
+
+
+def test_migrations_create_the_schema_once(db_url: str) -> None:
+    catalog = Catalog(db_url)
+    catalog.migrate()
+    catalog.migrate()  # a second start finds the schema current
+    tables = set(sqlalchemy.inspect(catalog.engine).get_table_names())
+    assert {"segments", "gaps", "alembic_version"} <= tables
+    catalog.dispose()
+
+
+def test_segments_round_trip_with_exact_utc_times(db_url: str) -> None:
+    catalog = Catalog(db_url)
+    catalog.migrate()
+    first, second = segment(T0), segment(T0 + timedelta(seconds=10))
+    assert catalog.add_segment(first, recorded_at=T0) is True
+    assert catalog.add_segment(first, recorded_at=T0) is False  # idempotent
+    catalog.add_segment(second, recorded_at=T0)
+    rows = catalog.segments(CAMERA)
+    assert [r.start_at for r in rows] == [first.capture_start, second.capture_start]
+    assert rows[0].start_at.tzinfo is not None and rows[0].start_at.microsecond == 123456
+    assert rows[0].retain_until == first.retain_until
+    assert rows[0].uploaded_at is None
+    catalog.mark_uploaded(first.key, T0 + timedelta(seconds=12))
+    assert catalog.segment(first.key).uploaded_at == T0 + timedelta(seconds=12)
+    assert catalog.last_segment_end(CAMERA) == second.capture_end
+    with pytest.raises(ObjectConflictError):
+        catalog.add_segment(segment(T0, sha="cd" * 32), recorded_at=T0)
+    catalog.dispose()
+
+
+def test_gap_ledger_open_update_close(db_url: str) -> None:
+    catalog = Catalog(db_url)
+    catalog.migrate()
+    catalog.open_gap(CAMERA, T0, GapCause.CAMERA_OFFLINE, "camera unreachable")
+    catalog.open_gap(CAMERA, T0 + timedelta(seconds=5), GapCause.CAMERA_OFFLINE, "again")  # stays one gap
+    catalog.update_open_gap(CAMERA, "RTSP 401 unauthorized")
+    closed = catalog.close_gap(CAMERA, T0 + timedelta(seconds=30))
+    assert closed is not None
+    gaps = catalog.gaps(CAMERA)
+    assert len(gaps) == 1
+    assert (gaps[0].start_at, gaps[0].end_at, gaps[0].cause, gaps[0].detail) == (
+        T0, T0 + timedelta(seconds=30), "camera_offline", "RTSP 401 unauthorized")
+    # a gap closed before it began (video resumed seamlessly) leaves no row
+    catalog.open_gap(CAMERA, T0 + timedelta(seconds=60), GapCause.CAMERA_OFFLINE)
+    assert catalog.close_gap(CAMERA, T0 + timedelta(seconds=60)) is None
+    assert len(catalog.gaps(CAMERA)) == 1
+    catalog.dispose()
+
+
+def test_unreachable_database_hides_password() -> None:
+    catalog = Catalog("postgresql+psycopg2://jifang:topsecret@127.0.0.1:1/none")
+    with pytest.raises(CatalogError) as caught:
+        catalog.migrate()
+    assert "topsecret" not in str(caught.value)
+    assert "unreachable" in str(caught.value)
