@@ -61,7 +61,8 @@ def test_secret_refs_read_env_and_files(tmp_path: Path, monkeypatch: pytest.Monk
     ("mutate", "message"),
     [
         (lambda c: c["cameras"][0].update(tier="vip"), r"cameras\[0\]\.tier: Input should be 'key', 'important' or"),
-        (lambda c: c["cameras"][0].update(id="3310020000132000001"), r"cameras\[0\]\.id: must be 20 digits .* 19 digits"),
+        (lambda c: c["cameras"][0].update(id="3310020000132000001"),
+         r"cameras\[0\]\.id: must be 20 digits .* 19 digits"),
         (lambda c: c["cameras"][0].update(id="33100200001990000001"), r"device type code 199"),
         (lambda c: c["cameras"][0].update(rtsp_url="rtsp:///cam1"), r"rtsp_url: has no host"),
         (lambda c: c["cameras"][0].update(rtsp_url="http://h/cam1"), r"rtsp_url: must be an rtsp://"),

@@ -144,7 +144,7 @@ def test_filesystem_objects_are_read_only_and_keys_cannot_escape(tmp_path: Path)
 
 def test_unreachable_minio_is_reported_as_such() -> None:
     store = MinioStore("127.0.0.1:9", "k", "s", secure=False)
-    with pytest.raises(StoreUnavailableError, match="127.0.0.1:9 unreachable"):
+    with pytest.raises(StoreUnavailableError, match=r"127\.0\.0\.1:9 unreachable"):
         store.ensure_ready()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 from datetime import timedelta
 
 from dateutil.relativedelta import relativedelta
@@ -37,4 +38,4 @@ def assert_catalog_matches_store(catalog: Catalog, store: ObjectStore, tier: Tie
 
 def holes(rows: list) -> list[float]:
     """Seconds between each segment's end and the next one's start (negative: overlap)."""
-    return [(b.start_at - a.end_at).total_seconds() for a, b in zip(rows, rows[1:], strict=False)]
+    return [(b.start_at - a.end_at).total_seconds() for a, b in itertools.pairwise(rows)]
