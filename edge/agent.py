@@ -58,7 +58,7 @@ class EdgeAgent:
         self.metrics = metrics or RecorderMetrics()
         self.preflight = preflight
         self.catalog = Catalog(settings.database.url)
-        self.spool = Spool(settings.recorder.spool_dir)
+        self.spool: Spool | None = None
         self.store: ObjectStore | None = None
         self.uploader: Uploader | None = None
         self.recorders: list[CameraRecorder] = []
@@ -66,12 +66,15 @@ class EdgeAgent:
         self._metrics_server = None
 
     def open(self) -> None:
-        """Everything before recording starts; raises JifangError subclasses for the CLI to report."""
-        self.catalog.migrate()
-        self.store = connect_store(self.settings, self.clock)
+        """Everything before recording starts; raises JifangError subclasses for the CLI to report.
+
+        Checks come first and write nothing: secrets, cameras, the store; only then the catalog and spool."""
         passwords = self._passwords()
         if self.preflight:
             self._check_cameras(passwords)
+        self.store = connect_store(self.settings, self.clock)
+        self.catalog.migrate()
+        self.spool = Spool(self.settings.recorder.spool_dir)
         self.uploader = Uploader(self.store, self.catalog, self.spool, self.metrics, self.clock,
                                  self.settings.recorder.spool_max_bytes)
         sink = SegmentSink(self.spool, self.catalog, self.metrics, self.uploader.enqueue,
@@ -108,7 +111,7 @@ class EdgeAgent:
                 log.warning("camera %s: stream check failed (%s); recording will retry", camera.id, exc)
 
     def _recover(self) -> None:
-        assert self.uploader is not None
+        assert self.uploader is not None and self.spool is not None
         saved = sum(recorder.recover_previous_runs() for recorder in self.recorders)
         if saved:
             log.info("spooled %d segments left by a previous run", saved)

@@ -57,7 +57,8 @@ def cmd_sim_camera(args: argparse.Namespace) -> int:
         password = os.environ.get(args.password_env or "", None) if args.password_env else None
         if password is None:
             raise JifangError("--user needs --password-env VAR naming an environment variable with the password")
-    camera = SimCamera(path=args.path, port=args.port, host=args.host, video=args.video, width=args.width,
+    camera = SimCamera(path=args.path, port=args.port, host=args.host, video=args.video, pattern=args.pattern,
+                       width=args.width,
                        height=args.height, fps=args.fps, bitrate_kbps=args.bitrate, user=args.user,
                        password=password)
     url = camera.start()
@@ -145,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
                          description="A real RTSP server (GStreamer) looping a video file or a test pattern.")
     source = cam.add_mutually_exclusive_group()
     source.add_argument("--video", type=Path, help="video file to loop")
-    source.add_argument("--pattern", action="store_true", help="moving test pattern with a clock (default)")
+    source.add_argument("--pattern", nargs="?", const="ball", default="ball", metavar="NAME",
+                        help="test pattern with a clock (default ball; smpte, snow: busy, full bitrate, ...)")
     cam.add_argument("--host", default="127.0.0.1")
     cam.add_argument("--port", type=int, default=8554)
     cam.add_argument("--path", default="cam1")

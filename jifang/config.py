@@ -63,7 +63,7 @@ class CameraConfig(Model):
     rtsp_url: str = Field(description="main stream RTSP URL, without credentials")
     username: str | None = Field(None, description="RTSP user name")
     password: SecretRef | None = Field(None, description="RTSP password reference: {env: VAR} or {file: PATH}")
-    enabled: bool = True
+    enabled: bool = Field(True, description="record this camera")
 
     @field_validator("id")
     @classmethod
@@ -93,14 +93,16 @@ class CameraConfig(Model):
 class MinioConfig(Model):
     endpoint: str = Field(description="HOST:PORT of the MinIO (S3) server")
     secure: bool = Field(True, description="use TLS")
-    region: str = "us-east-1"
-    access_key: SecretRef = Field(default_factory=lambda: SecretRef(env="JIFANG_MINIO_ACCESS_KEY"))
-    secret_key: SecretRef = Field(default_factory=lambda: SecretRef(env="JIFANG_MINIO_SECRET_KEY"))
+    region: str = Field("us-east-1", description="S3 region name")
+    access_key: SecretRef = Field(default_factory=lambda: SecretRef(env="JIFANG_MINIO_ACCESS_KEY"),
+                                  description="access key reference (default: env JIFANG_MINIO_ACCESS_KEY)")
+    secret_key: SecretRef = Field(default_factory=lambda: SecretRef(env="JIFANG_MINIO_SECRET_KEY"),
+                                  description="secret key reference (default: env JIFANG_MINIO_SECRET_KEY)")
     connect_retries: int = Field(5, ge=0, description="attempts to reach the server at start")
 
 
 class StorageConfig(Model):
-    kind: Literal["filesystem", "minio"] = "filesystem"
+    kind: Literal["filesystem", "minio"] = Field("filesystem", description="filesystem (embedded) or minio")
     path: Path = Field(Path("jifang-data/store"), description="root of the filesystem object store")
     minio: MinioConfig | None = None
 
@@ -125,8 +127,8 @@ class DatabaseConfig(Model):
 
 
 class MetricsConfig(Model):
-    host: str = "127.0.0.1"
-    port: int = Field(9108, ge=0, le=65535)
+    host: str = Field("127.0.0.1", description="address the Prometheus metrics endpoint binds")
+    port: int = Field(9108, ge=0, le=65535, description="metrics port (0: any free port)")
 
 
 class Settings(Model):

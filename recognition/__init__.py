@@ -1,0 +1,1 @@
+"""Recognition: plate and face pipelines, watchlists and incident reports (issue #5)."""

@@ -120,3 +120,13 @@ def test_config_check_accepts_the_example() -> None:
     done = jifang("config", "check", "configs/jifang.yaml")
     assert done.returncode == 0, done.stderr
     assert "valid (1 grids, 2 cameras, filesystem storage)" in done.stdout
+
+
+def test_configuration_reference_is_current() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_config_docs", REPO / "scripts" / "gen_config_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    current = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert current == module.render(), "run: .venv/bin/python scripts/gen_config_docs.py"

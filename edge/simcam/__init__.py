@@ -30,6 +30,7 @@ class SimCamera:
     port: int = 0
     host: str = "127.0.0.1"
     video: Path | None = None
+    pattern: str = "ball"
     width: int = 640
     height: int = 360
     fps: int = 10
@@ -45,6 +46,8 @@ class SimCamera:
                    "--fps", str(self.fps), "--bitrate", str(self.bitrate_kbps)]
         if self.video:
             command += ["--video", str(Path(self.video).resolve())]
+        else:
+            command += ["--pattern", self.pattern]
         if self.user:
             command += ["--user", self.user, "--password-env", PASSWORD_ENV]
         return command

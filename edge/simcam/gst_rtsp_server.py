@@ -71,6 +71,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8554)
     parser.add_argument("--path", default="cam1")
     parser.add_argument("--video", help="video file to loop; default: a moving test pattern")
+    parser.add_argument("--pattern", default="ball", help="videotestsrc pattern (ball, smpte, snow, ...)")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--fps", type=int, default=10)
@@ -100,7 +101,7 @@ def main() -> int:
         factory.connect("media-configure", on_configure)
     else:
         factory.set_launch(
-            f"( videotestsrc is-live=true pattern=ball ! {caps(args.width, args.height, args.fps)} "
+            f"( videotestsrc is-live=true pattern={args.pattern} ! {caps(args.width, args.height, args.fps)} "
             f'! timeoverlay font-desc="Sans 24" ! videoconvert ! {tail} )'
         )
 

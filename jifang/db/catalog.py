@@ -22,8 +22,6 @@ MIGRATION_LOCK_ID = 0x6A6966616E67  # "jifang": serialises migrations across pro
 def _make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
@@ -49,6 +47,9 @@ class Catalog:
     def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic), one process at a time."""
         config = Config(str(Path(__file__).with_name("alembic.ini")))
+        parsed = make_url(self.url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         try:
             with self.engine.begin() as connection:
                 if connection.dialect.name == "postgresql":
