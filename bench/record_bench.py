@@ -46,9 +46,7 @@ def tree_cpu_seconds(pid: int) -> float:
         except OSError:
             continue
         ppid, utime, stime, cutime, cstime = int(fields[1]), *map(int, fields[11:15])
-        if int(entry.name) == pid:
-            total += (utime + stime + cutime + cstime) / TICKS
-        elif ppid == pid:
+        if int(entry.name) == pid or ppid == pid:
             total += (utime + stime + cutime + cstime) / TICKS
     return total
 
@@ -107,11 +105,11 @@ def bench_recording(args: argparse.Namespace, work: Path) -> None:
 
 
 def bench_upload(count: int, size_mb: int, work: Path) -> None:
+    import logging
+
     from moto.server import ThreadedMotoServer
 
     from jifang.store.minio_store import MinioStore
-
-    import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
