@@ -9,6 +9,7 @@ deadline, and what is left stays spooled for the next start.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -69,6 +70,9 @@ class EdgeAgent:
         """Everything before recording starts; raises JifangError subclasses for the CLI to report.
 
         Checks come first and write nothing: secrets, cameras, the store; only then the catalog and spool."""
+        for tool in (self.settings.recorder.ffmpeg, self.settings.recorder.ffprobe):
+            if shutil.which(tool) is None:
+                raise ConfigError(f"{tool} not found: install ffmpeg (apt-get install ffmpeg) or set recorder.ffmpeg")
         passwords = self._passwords()
         if self.preflight:
             self._check_cameras(passwords)
@@ -141,7 +145,11 @@ class EdgeAgent:
     def serve_metrics(self, host: str | None = None, port: int | None = None) -> int:
         host = host or self.settings.metrics.host
         port = self.settings.metrics.port if port is None else port
-        server, _thread = start_http_server(port, addr=host, registry=self.metrics.registry)
+        try:
+            server, _thread = start_http_server(port, addr=host, registry=self.metrics.registry)
+        except OSError as exc:
+            raise ConfigError(
+                f"metrics endpoint {host}:{port}: {exc.strerror}; choose another --metrics-port") from None
         self._metrics_server = server
         self.metrics_port = server.server_port
         return self.metrics_port

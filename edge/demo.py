@@ -9,6 +9,7 @@ from pathlib import Path
 from edge.agent import EdgeAgent
 from edge.simcam import SimCamera
 from jifang.config import dump_settings, parse_settings
+from jifang.errors import ConfigError
 
 log = logging.getLogger("jifang.demo")
 
@@ -48,7 +49,7 @@ def run_demo(data: Path, duration: float | None = None, metrics_port: int = 9108
         agent.open()
         try:
             port = agent.serve_metrics(port=metrics_port)
-        except OSError:
+        except ConfigError:  # 9108 taken (another agent or demo): any free port will do
             port = agent.serve_metrics(port=0)
         print(f"simulated cameras: {', '.join(urls.values())}")
         print(f"configuration:     {config_path.resolve()}")
@@ -60,9 +61,14 @@ def run_demo(data: Path, duration: float | None = None, metrics_port: int = 9108
         from jifang.cli import stop_on_signals
 
         stop = stop_on_signals()
+        timer = threading.Timer(duration or 0, stop.set)
+        timer.daemon = True
         if duration is not None:
-            threading.Timer(duration, stop.set).start()
-        agent.run(stop)
+            timer.start()
+        try:
+            agent.run(stop)
+        finally:
+            timer.cancel()
         recorded = len(agent.catalog.segments())
         print(f"stopped; {recorded} segments in the catalog", flush=True)
     finally:

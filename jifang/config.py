@@ -8,6 +8,8 @@ what was expected, on one line.
 from __future__ import annotations
 
 import os
+import re
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -20,6 +22,7 @@ from jifang.errors import ConfigError
 from jifang.tiers import Tier
 
 CONFIG_VERSION = 1
+SECRET_FIELDS = {"password", "access_key", "secret_key", "env", "file"}
 ENV_PREFIX = "JIFANG_"
 
 
@@ -44,6 +47,8 @@ class SecretRef(Model):
                 return self.file.read_text(encoding="utf-8").rstrip("\r\n")
             except OSError as exc:
                 raise ConfigError(f"{what}: cannot read secret file {self.file}: {exc.strerror}") from None
+            except UnicodeDecodeError:
+                raise ConfigError(f"{what}: secret file {self.file} is not UTF-8 text") from None
         return ""
 
 
@@ -64,6 +69,15 @@ class CameraConfig(Model):
     username: str | None = Field(None, description="RTSP user name")
     password: SecretRef | None = Field(None, description="RTSP password reference: {env: VAR} or {file: PATH}")
     enabled: bool = Field(True, description="record this camera")
+    registered_at: datetime | None = Field(
+        None, description="when the point was registered (ISO 8601); before it, no coverage is required")
+
+    @field_validator("registered_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("needs a time zone, e.g. 2026-01-01T00:00:00+08:00")
+        return value
 
     @field_validator("id")
     @classmethod
@@ -91,7 +105,8 @@ class CameraConfig(Model):
 
 
 class MinioConfig(Model):
-    endpoint: str = Field(description="HOST:PORT of the MinIO (S3) server")
+    endpoint: str = Field(description="HOST:PORT of the MinIO (S3) server (no scheme: TLS is `secure`)",
+                          pattern=r"^[A-Za-z0-9.\-\[\]:]+(:\d{1,5})?$")
     secure: bool = Field(True, description="use TLS")
     region: str = Field("us-east-1", description="S3 region name")
     access_key: SecretRef = Field(default_factory=lambda: SecretRef(env="JIFANG_MINIO_ACCESS_KEY"),
@@ -125,6 +140,45 @@ class RecorderConfig(Model):
 class DatabaseConfig(Model):
     url: str = Field("sqlite:///jifang-data/jifang.db", description="SQLAlchemy URL (sqlite or postgresql)")
 
+    @field_validator("url")
+    @classmethod
+    def _valid_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+
+        try:
+            parsed = make_url(value)
+            _ = parsed.port
+        except Exception:
+            raise ValueError("is not a database URL (e.g. sqlite:///jifang-data/jifang.db or "
+                             "postgresql+psycopg2://USER@HOST:5432/DB)") from None
+        if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError(f"database {parsed.get_backend_name()!r} is not supported (sqlite or postgresql)")
+        if parsed.password:
+            raise ValueError("must not contain a password: use PGPASSWORD or ~/.pgpass")
+        return value
+
+
+class TierMaximum(Model):
+    key: int | None = Field(None, ge=1, description="months after the floor until deletion (none: keep)")
+    important: int | None = Field(None, ge=1, description="months after the floor until deletion (none: keep)")
+    general: int | None = Field(None, ge=1, description="months after the floor until deletion (none: keep)")
+
+
+class RetentionJobsConfig(Model):
+    enforce_seconds: int = Field(3600, ge=10, description="interval of lock verification and expiry")
+    reconcile_seconds: int = Field(86400, ge=10, description="interval of catalog/store reconciliation")
+    audit_seconds: int = Field(900, ge=10, description="interval of the coverage audit (metrics)")
+
+
+class RetentionConfig(Model):
+    max_months: TierMaximum = Field(default_factory=TierMaximum,
+                                    description="optional maximum per tier: delete once floor + N months passed")
+    upload_grace_minutes: int = Field(60, ge=1, description="a segment not uploaded after this is upload_failed")
+    verify_batch: int = Field(5000, ge=1, description="objects whose lock is read back per enforce pass")
+    lease_seconds: int = Field(30, ge=5, description="scheduler leadership lease; a dead leader is replaced "
+                               "within one lease period")
+    jobs: RetentionJobsConfig = Field(default_factory=RetentionJobsConfig)
+
 
 class MetricsConfig(Model):
     host: str = Field("127.0.0.1", description="address the Prometheus metrics endpoint binds")
@@ -138,6 +192,7 @@ class Settings(Model):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     recorder: RecorderConfig = Field(default_factory=RecorderConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     grids: list[GridConfig] = Field(default_factory=list)
     cameras: list[CameraConfig] = Field(default_factory=list)
 
@@ -176,7 +231,11 @@ def _format_validation_error(source: str, exc: ValidationError) -> str:
     location = _format_location(tuple(p for p in first["loc"] if p not in ("function-after",)))
     message = first["msg"].removeprefix("Value error, ")
     got = first.get("input")
-    shown = "" if isinstance(got, dict | list) or got is None or "got" in message else f" (got {got!r})"
+    secret = any(part in SECRET_FIELDS for part in first["loc"] if isinstance(part, str))
+    if isinstance(got, str):
+        got = re.sub(r"(rtsps?://)[^/@\s]+@", r"\1***@", got)  # never echo credentials
+    hidden = secret or isinstance(got, dict | list) or got is None or "got" in message
+    shown = "" if hidden else f" (got {got!r})"
     more = len(exc.errors()) - 1
     tail = f"; and {more} more problem{'s' if more > 1 else ''}" if more else ""
     return f"{source}: {location + ': ' if location else ''}{message}{shown}{tail}"
@@ -228,6 +287,8 @@ def load_settings(path: Path | str, environ: dict[str, str] | None = None) -> Se
         raise ConfigError(f"{path}: configuration file not found") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -16,8 +16,8 @@ class Backoff:
         self.failures = 0
 
     def next_delay(self) -> float:
-        delay = min(self.cap, self.initial * (2**self.failures))
-        self.failures += 1
+        delay = min(self.cap, self.initial * (2 ** min(self.failures, 32)))
+        self.failures = min(self.failures + 1, 64)  # no overflow after days of retries
         return delay
 
     def reset(self) -> None:

@@ -10,6 +10,7 @@ Every outage is one gap row, opened at the end of the last segment and closed at
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import socket
 import subprocess
@@ -80,6 +81,7 @@ class CameraRecorder:
         self._last_end: datetime | None = catalog.last_segment_end(camera.id)
         self._down = False
         self._first_segment_seen = False
+        self._started_at = clock()
         self.metrics.camera_up.labels(camera.id).set(0)
         self.metrics.reconnects.labels(camera.id)
         self.metrics.dropped.labels(camera.id)
@@ -105,26 +107,40 @@ class CameraRecorder:
         saved = 0
         for folder in sorted(self.camera_dir.glob("run-*")):
             saved += self._drain_run(RunFolder(folder), finished=True)
+        self._first_segment_seen = False  # the first live segment still checks for agent downtime
         return saved
 
     # supervision loop
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            failure_lines = self._record_once()
-            if self._stop.is_set():
-                break
-            self._on_failure(failure_lines)
+            try:
+                failure_lines = self._record_once()
+                if self._stop.is_set():
+                    break
+                self._on_failure(failure_lines)
+            except Exception as exc:  # disk full, database restart: keep the camera supervised, never die
+                log.exception("camera %s: recorder pass failed; retrying", self.camera.id)
+                self._kill_running()
+                with contextlib.suppress(Exception):
+                    self._on_failure([f"recorder error: {type(exc).__name__}: {exc}"])
             self._wait_before_restart()
         self.metrics.camera_up.labels(self.camera.id).set(0)
+
+    def _kill_running(self) -> None:
+        process = self._process
+        if process is not None:
+            stop_process(process, grace=5)
+        self._process = None
 
     def _record_once(self) -> list[str]:
         run = RunFolder.create(self.camera_dir, self.clock())
         command = record_command(self.config.ffmpeg, self._url, run.path, self.config.segment_seconds)
         stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
         try:
+            # own session: a Ctrl-C or a cgroup-wide SIGTERM reaches the agent, which stops ffmpeg in order
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.PIPE, text=True, errors="replace")
+                                       stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
         except OSError as exc:
             run.remove()
             return [f"cannot start {self.config.ffmpeg}: {exc.strerror}"]
@@ -161,12 +177,11 @@ class CameraRecorder:
     def _drain_run(self, run: RunFolder, finished: bool) -> int:
         """Spool the run's finished segments; when ``finished``, also the partial last one, then remove it."""
         saved = 0
-        last_end = None
         for listed in run.new_listed():
             if self._accept(listed.path, listed.start, listed.end):
                 saved += 1
-            last_end = listed.end
         if finished:
+            last_end = run.last_listed_end
             for leftover in run.leftovers():
                 start = last_end or run.anchor() or datetime.fromtimestamp(leftover.stat().st_mtime, UTC)
                 segment = self.sink.accept(self.camera, self.grid, leftover, start, None)
@@ -203,9 +218,16 @@ class CameraRecorder:
         self._last_error = error
         self.metrics.camera_up.labels(self.camera.id).set(0)
         self.metrics.reconnects.labels(self.camera.id).inc()
-        start = self._last_end or self.clock()
+        now = self.clock()
+        start = self._last_end or now
         if not self._down:
             log.warning("%s; recording stopped, retrying", error)
+            if (not self._first_segment_seen and start < self._started_at - CONTIGUOUS_TOLERANCE
+                    and not self.catalog.has_open_gap(self.camera.id)):
+                # the camera was already down when this agent started: before that, no agent ran
+                self.catalog.add_gap(self.camera.id, start, self._started_at, GapCause.NOT_RECORDED,
+                                     "no recorder was running for this camera")
+                start = self._started_at
             self.catalog.open_gap(self.camera.id, start, GapCause.CAMERA_OFFLINE, str(error))
             self._down = True
         else:

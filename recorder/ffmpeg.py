@@ -93,7 +93,7 @@ def probe_segment(ffprobe: str, path: Path) -> ProbeResult | None:
             [ffprobe, "-v", "error", "-select_streams", "v:0",
              "-show_entries", "format=duration:stream=codec_name,width,height",
              "-of", "default=noprint_wrappers=1", str(path)],
-            capture_output=True, text=True, timeout=30, check=False,
+            capture_output=True, text=True, timeout=30, check=False, start_new_session=True,
         )
     except subprocess.TimeoutExpired:
         return None
@@ -112,7 +112,7 @@ def check_stream(ffprobe: str, camera_id: str, url: str, timeout_s: float = 8.0)
     try:
         done = subprocess.run(
             [ffprobe, "-v", "error", *input_args(url, timeout_s=5.0)[:-2], "-i", url],
-            capture_output=True, text=True, timeout=timeout_s, check=False,
+            capture_output=True, text=True, timeout=timeout_s, check=False, start_new_session=True,
         )
     except subprocess.TimeoutExpired:
         raise CameraUnreachableError(f"camera {camera_id}: no answer within {timeout_s:.0f} s") from None

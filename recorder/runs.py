@@ -27,6 +27,7 @@ class RunFolder:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._consumed = 0  # bytes of the segment list already read
+        self.last_listed_end: datetime | None = None
 
     @classmethod
     def create(cls, camera_dir: Path, now: datetime) -> RunFolder:
@@ -62,6 +63,7 @@ class RunFolder:
                 anchor + timedelta(seconds=float(start)),
                 anchor + timedelta(seconds=float(end)),
             ))
+            self.last_listed_end = found[-1].end
         return found
 
     def leftovers(self) -> list[Path]:

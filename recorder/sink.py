@@ -54,6 +54,8 @@ class SegmentSink:
                end: datetime | None = None) -> Segment | None:
         """Spool ``path`` as the segment starting at ``start``; ``end`` None means "start + probed duration"."""
         if not path.exists():
+            if self.catalog.segment(video_key(camera.id, start)) is not None:
+                return None  # spooled before a crash; recovery re-reads the list
             log.error("camera %s: segment %s vanished before it was spooled", camera.id, path.name)
             self.metrics.dropped.labels(camera.id).inc()
             return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -18,6 +19,8 @@ from pathlib import Path
 
 from jifang.domain import Segment, utc_stamp
 from jifang.tiers import Tier
+
+log = logging.getLogger("jifang.spool")
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,9 @@ class Spool:
                 continue
             try:
                 segment = _segment_from_json(json.loads(manifest.read_text(encoding="utf-8")))
-            except (ValueError, KeyError):
+            except (ValueError, KeyError) as exc:
+                log.error("spool manifest %s is unreadable (%s); its video %s stays in the spool", manifest, exc,
+                          video)
                 continue
             found.append(SpooledSegment(segment, video, manifest))
         return sorted(found, key=lambda item: item.segment.capture_start)
@@ -107,9 +112,13 @@ class Spool:
         return target
 
     def bytes_used(self) -> int:
+        """Bytes of video in the spool; files that vanish while counted (uploaded, run folder removed) are
+        skipped."""
         total = 0
         for folder in (self.segments_dir, self.recording_dir):
-            for path in folder.rglob("*.mp4"):
-                with contextlib.suppress(FileNotFoundError):  # uploaded while we counted
-                    total += path.stat().st_size
+            for dirpath, _dirnames, filenames in os.walk(folder, onerror=lambda _err: None):
+                for name in filenames:
+                    if name.endswith(".mp4"):
+                        with contextlib.suppress(FileNotFoundError):
+                            total += os.stat(os.path.join(dirpath, name)).st_size
         return total

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from jifang.db import Catalog
-from jifang.errors import JifangError
+from jifang.domain import GapCause
+from jifang.errors import JifangError, ObjectConflictError
 from jifang.store import ObjectStore
 from jifang.supervision import Backoff
 from jifang.tiers import MediaKind
@@ -73,6 +74,12 @@ class Uploader:
         return self._queue[0][2] if self._queue else None
 
     def refresh_gauges(self) -> None:
+        try:
+            self._refresh_gauges()
+        except Exception:  # metrics must never stop recording or uploading
+            log.exception("refreshing spool metrics failed")
+
+    def _refresh_gauges(self) -> None:
         now = self.clock()
         with self._cond:
             oldest: dict[str, datetime] = {}
@@ -151,6 +158,10 @@ class Uploader:
         try:
             self.store.put(MediaKind.VIDEO, seg.key, item.video, seg.meta(), seg.retain_until)
             self.catalog.mark_uploaded(seg.key, self.clock())
+        except (ObjectConflictError, FileNotFoundError) as exc:
+            # retrying cannot help: set it aside (kept, counted, in the gap ledger) so others are not blocked
+            self._set_aside(item, exc)
+            return True
         except (JifangError, OSError) as exc:
             self.metrics.upload_failures.labels(seg.camera_id).inc()
             log.warning("upload of %s failed, kept in the spool and retried: %s", seg.key, exc)
@@ -162,3 +173,19 @@ class Uploader:
         self.spool.release(item)
         self.metrics.uploaded.labels(seg.camera_id).inc()
         return True
+
+    def _set_aside(self, item: SpooledSegment, exc: Exception) -> None:
+        seg = item.segment
+        log.error("upload of %s cannot succeed (%s); set aside in the quarantine and recorded as upload_failed",
+                  seg.key, exc)
+        self.metrics.quarantined.labels(seg.camera_id).inc()
+        if item.video.exists():
+            self.spool.quarantine(seg.camera_id, item.video)
+        else:
+            self.metrics.dropped.labels(seg.camera_id).inc()
+        item.manifest.unlink(missing_ok=True)
+        try:
+            self.catalog.add_gap(seg.camera_id, seg.capture_start, seg.capture_end, GapCause.UPLOAD_FAILED,
+                                 f"{seg.key}: {exc}"[:500])
+        except Exception:
+            log.exception("could not record the upload_failed gap of %s", seg.key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -130,3 +131,38 @@ def test_configuration_reference_is_current() -> None:
     spec.loader.exec_module(module)
     current = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
     assert current == module.render(), "run: .venv/bin/python scripts/gen_config_docs.py"
+
+
+def test_errors_never_echo_secrets(tmp_path: Path) -> None:
+    config = base_config(tmp_path, rtsp_url="rtsp://admin:S3cretPW@10.0.0.1/x")
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(config, "site.yaml", environ={})
+    assert "S3cretPW" not in str(caught.value)
+    config = base_config(tmp_path)
+    config["storage"] = {"kind": "minio", "minio": {"endpoint": "h:9000", "secret_key": "TopSecretKey"}}
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(config, "site.yaml", environ={})
+    assert "secret_key" in str(caught.value) and "TopSecretKey" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"database": {"url": "not a url"}}, "database.url: is not a database URL"),
+        ({"database": {"url": "postgresql://u:pw@h/db"}}, "database.url: must not contain a password"),
+        ({"database": {"url": "mysql://h/db"}}, "'mysql' is not supported"),
+        ({"storage": {"kind": "minio", "minio": {"endpoint": "http://h:9000"}}}, "storage.minio.endpoint"),
+    ],
+)
+def test_unusable_urls_are_config_errors(tmp_path: Path, section: dict, message: str) -> None:
+    config = base_config(tmp_path)
+    config.update(section)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_settings(config, "site.yaml", environ={})
+
+
+def test_non_utf8_config_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "gbk.yaml"
+    path.write_bytes("site: 椒江\n".encode("gbk"))
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_settings(path, environ={})

@@ -139,3 +139,43 @@ def test_uploader_stop_leaves_unuploaded_segments_spooled(tmp_path: Path) -> Non
     uploader.enqueue(spool.admit(segment, path))
     assert uploader.stop(drain_seconds=0.5) == 1
     assert [item.segment.key for item in spool.pending()] == [segment.key]
+
+
+def test_backoff_is_capped_and_never_overflows() -> None:
+    from jifang.supervision import Backoff
+
+    backoff = Backoff(initial=1.0, cap=60.0)
+    delays = [backoff.next_delay() for _ in range(5000)]
+    assert delays[:7] == [1, 2, 4, 8, 16, 32, 60]
+    assert max(delays) == 60
+    backoff.reset()
+    assert backoff.next_delay() == 1
+
+
+def test_a_segment_that_can_never_upload_is_set_aside_not_blocking(tmp_path: Path) -> None:
+    store = FlakyStore(tmp_path / "store")
+    store.ensure_ready()
+    catalog = Catalog(f"sqlite:///{tmp_path / 'c.db'}")
+    catalog.migrate()
+    spool = Spool(tmp_path / "spool")
+    metrics = RecorderMetrics()
+    # the store already holds other content under the first segment's key
+    first, first_path = make_segment(tmp_path, T0)
+    other = tmp_path / "other.mp4"
+    other.write_bytes(b"different")
+    from dataclasses import replace
+
+    store.put(MediaKind.VIDEO, first.key, other, replace(first, sha256=hashlib.sha256(b"different").hexdigest()).meta(),
+              first.retain_until)
+    second, second_path = make_segment(tmp_path, T0 + timedelta(seconds=10))
+    uploader = Uploader(store, catalog, spool, metrics, lambda: T0, spool_limit=10**9, backoff_cap=0.2)
+    uploader.start()
+    for segment, path in ((first, first_path), (second, second_path)):
+        catalog.add_segment(segment, recorded_at=T0)
+        uploader.enqueue(spool.admit(segment, path))
+    assert wait_until(lambda: uploader.backlog() == 0)
+    uploader.stop(drain_seconds=1)
+    assert catalog.segment(second.key).uploaded_at is not None
+    assert metrics.quarantined.labels(CAMERA)._value.get() == 1
+    assert len(list((tmp_path / "spool" / "quarantine" / CAMERA).iterdir())) == 1
+    assert [(g.cause, g.start_at) for g in catalog.gaps(CAMERA)] == [("upload_failed", first.capture_start)]

@@ -81,6 +81,8 @@ class SimCamera:
             err = self.process.stderr.read().strip() if self.process.stderr else ""
             raise SimCameraError(f"simulated camera did not start: {err.splitlines()[-1] if err else 'no answer'}")
         self.url = ready[0].split(" ", 1)[1]
+        for pipe in (self.process.stdout, self.process.stderr):  # keep draining so the server never blocks
+            threading.Thread(target=_drain, args=(pipe,), daemon=True).start()
         self.port = int(self.url.rsplit(":", 1)[1].split("/", 1)[0])
         return self.url
 
@@ -109,3 +111,8 @@ class SimCamera:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+def _drain(pipe) -> None:  # type: ignore[no-untyped-def]
+    for _line in pipe:
+        pass

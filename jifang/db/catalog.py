@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from alembic import command
@@ -12,10 +12,11 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from jifang.db.models import GapRow, SegmentRow
+from jifang.db.models import CoverageDay, CoverageSpan, GapRow, SegmentRow
 from jifang.domain import GapCause, Segment
 from jifang.errors import CatalogError, ObjectConflictError
 
+SPAN_TOLERANCE = timedelta(seconds=2)  # segments closer than this are one contiguous span
 MIGRATION_LOCK_ID = 0x6A6966616E67  # "jifang": serialises migrations across processes on PostgreSQL
 
 
@@ -41,7 +42,7 @@ class Catalog:
         try:
             self.engine = _make_engine(url)
         except Exception as exc:  # bad URL, missing driver
-            raise CatalogError(f"database URL {make_url(url).render_as_string(hide_password=True)}: {exc}") from None
+            raise CatalogError(f"database URL is unusable: {type(exc).__name__}") from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self) -> None:
@@ -81,12 +82,58 @@ class Catalog:
                     recorded_at=recorded_at,
                 )
             )
+            self._update_rollups(session, segment)
             try:
                 session.commit()
             except IntegrityError:  # another process catalogued it between our check and insert
                 session.rollback()
                 return False
         return True
+
+    @staticmethod
+    def _update_rollups(session: Session, segment: Segment) -> None:
+        """Extend (or start, or bridge) the camera's coverage span and add the segment to its day totals."""
+        touching = list(session.scalars(
+            select(CoverageSpan).where(
+                CoverageSpan.camera_id == segment.camera_id,
+                CoverageSpan.end_at >= segment.capture_start - SPAN_TOLERANCE,
+                CoverageSpan.start_at <= segment.capture_end + SPAN_TOLERANCE,
+            ).order_by(CoverageSpan.start_at)
+        ))
+        if not touching:
+            session.add(CoverageSpan(camera_id=segment.camera_id, start_at=segment.capture_start,
+                                     end_at=segment.capture_end, segments=1, bytes=segment.size))
+        else:
+            span = touching[0]
+            span.start_at = min([segment.capture_start, *(t.start_at for t in touching)])
+            span.end_at = max([segment.capture_end, *(t.end_at for t in touching)])
+            span.segments = 1 + sum(t.segments for t in touching)
+            span.bytes = segment.size + sum(t.bytes for t in touching)
+            for other in touching[1:]:
+                session.delete(other)
+        start, end = segment.capture_start.astimezone(UTC), segment.capture_end.astimezone(UTC)
+        duration = (end - start).total_seconds() or 1.0
+        cursor = start
+        while cursor < end:
+            day = cursor.date()
+            next_midnight = datetime.combine(day, datetime.min.time(), cursor.tzinfo) + timedelta(days=1)
+            piece_end = min(next_midnight, end)
+            seconds = (piece_end - cursor).total_seconds()
+            row = session.get(CoverageDay, (segment.camera_id, day))
+            if row is None:
+                row = CoverageDay(camera_id=segment.camera_id, day=day, covered_seconds=0.0, bytes=0, segments=0)
+                session.add(row)
+            row.covered_seconds += seconds
+            row.bytes += round(segment.size * seconds / duration)
+            row.segments += 1 if cursor == start else 0
+            cursor = piece_end
+
+    def spans(self, camera_id: str, start: datetime, end: datetime) -> list[CoverageSpan]:
+        with self.session() as session:
+            return list(session.scalars(
+                select(CoverageSpan).where(CoverageSpan.camera_id == camera_id, CoverageSpan.end_at > start,
+                                           CoverageSpan.start_at < end).order_by(CoverageSpan.start_at)
+            ))
 
     def mark_uploaded(self, key: str, at: datetime) -> None:
         with self.session() as session:
@@ -123,6 +170,10 @@ class Catalog:
             if self._open_gap(session, camera_id) is None:
                 session.add(GapRow(camera_id=camera_id, start_at=start, cause=str(cause), detail=detail[:500]))
                 session.commit()
+
+    def has_open_gap(self, camera_id: str) -> bool:
+        with self.session() as session:
+            return self._open_gap(session, camera_id) is not None
 
     def update_open_gap(self, camera_id: str, detail: str) -> None:
         with self.session() as session:

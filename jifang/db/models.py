@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, String, TypeDecorator
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, Float, Index, Integer, String, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -44,6 +44,10 @@ class SegmentRow(Base):
     retain_until: Mapped[datetime] = mapped_column(UTCDateTime())
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
     uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    lock_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # read back from the store
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    held: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (Index("ix_segments_camera_start", "camera_id", "start_at"),)
 
@@ -61,3 +65,93 @@ class GapRow(Base):
     detail: Mapped[str] = mapped_column(String(500), default="")
 
     __table_args__ = (Index("ix_gaps_camera_start", "camera_id", "start_at"),)
+
+
+class CoverageSpan(Base):
+    """A maximal interval of contiguous catalogued video for a camera: the audit reads these, not segments.
+    Kept up to date in the same transaction that catalogues each segment."""
+
+    __tablename__ = "coverage_spans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    camera_id: Mapped[str] = mapped_column(String(20))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    segments: Mapped[int] = mapped_column(Integer, default=0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (Index("ix_spans_camera_end", "camera_id", "end_at"),)
+
+
+class CoverageDay(Base):
+    """Seconds and bytes of video per camera and UTC day (timelines, bitrates for the capacity forecast)."""
+
+    __tablename__ = "coverage_days"
+
+    camera_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    covered_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    segments: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AuditEntry(Base):
+    """Append-only record of who did what to footage and retention (never updated, never deleted)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(255))
+    detail: Mapped[str] = mapped_column(String(1000), default="")
+
+
+class LegalHold(Base):
+    """Evidence lock over a camera's time range; its objects cannot be deleted until it is released."""
+
+    __tablename__ = "legal_holds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    camera_id: Mapped[str] = mapped_column(String(20))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(String(500))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    released_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class JobRun(Base):
+    """Last start, success and failure of each scheduled retention job."""
+
+    __tablename__ = "job_runs"
+
+    job: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_start: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_success: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_failure: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error: Mapped[str] = mapped_column(String(1000), default="")
+
+
+class Lease(Base):
+    """A named lease: the one process holding it (until ``expires_at``) is the active one."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LockStatus(Base):
+    """Per camera: the shortest margin between a stored lock (read back from the store) and what its tier
+    asks now, as of the last verification."""
+
+    __tablename__ = "lock_status"
+
+    camera_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    min_margin_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime())

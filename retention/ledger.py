@@ -1,0 +1,250 @@
+"""Retention's reads and writes in the catalog database: audit log, legal holds, job runs, leases, lock
+status, and the segment queries the jobs need. Decisions live in ``policy`` and ``coverage``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from jifang.db import Catalog
+from jifang.db.models import (
+    AuditEntry,
+    CoverageDay,
+    GapRow,
+    JobRun,
+    Lease,
+    LegalHold,
+    LockStatus,
+    SegmentRow,
+)
+from jifang.domain import GapCause
+
+
+class Ledger:
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    # audit log (append-only)
+
+    def audit(self, at: datetime, actor: str, action: str, target: str, detail: str = "") -> None:
+        with self.catalog.session() as session:
+            session.add(AuditEntry(at=at, actor=actor, action=action, target=target[:255], detail=detail[:1000]))
+            session.commit()
+
+    def audit_entries(self, action: str | None = None) -> list[AuditEntry]:
+        with self.catalog.session() as session:
+            query = select(AuditEntry).order_by(AuditEntry.id)
+            if action:
+                query = query.where(AuditEntry.action == action)
+            return list(session.scalars(query))
+
+    # legal holds
+
+    def add_hold(self, camera_id: str, start: datetime, end: datetime, reason: str, actor: str,
+                 at: datetime) -> LegalHold:
+        with self.catalog.session() as session:
+            hold = LegalHold(camera_id=camera_id, start_at=start, end_at=end, reason=reason, created_by=actor,
+                             created_at=at)
+            session.add(hold)
+            session.commit()
+            return hold
+
+    def release_hold(self, hold_id: int, actor: str, at: datetime) -> LegalHold | None:
+        with self.catalog.session() as session:
+            hold = session.get(LegalHold, hold_id)
+            if hold is None or hold.released_at is not None:
+                return None
+            hold.released_by, hold.released_at = actor, at
+            session.commit()
+            return hold
+
+    def active_holds(self, camera_id: str | None = None) -> list[LegalHold]:
+        with self.catalog.session() as session:
+            query = select(LegalHold).where(LegalHold.released_at.is_(None)).order_by(LegalHold.id)
+            if camera_id:
+                query = query.where(LegalHold.camera_id == camera_id)
+            return list(session.scalars(query))
+
+    def set_held(self, camera_id: str, start: datetime, end: datetime, held: bool) -> None:
+        with self.catalog.session() as session:
+            session.execute(update(SegmentRow).where(
+                SegmentRow.camera_id == camera_id, SegmentRow.end_at > start, SegmentRow.start_at < end,
+            ).values(held=held))
+            session.commit()
+
+    # segments for the jobs
+
+    def segments_in(self, camera_id: str, start: datetime, end: datetime) -> list[SegmentRow]:
+        with self.catalog.session() as session:
+            return list(session.scalars(select(SegmentRow).where(
+                SegmentRow.camera_id == camera_id, SegmentRow.end_at > start, SegmentRow.start_at < end,
+                SegmentRow.deleted_at.is_(None),
+            ).order_by(SegmentRow.start_at)))
+
+    def to_verify(self, camera_id: str, tier: str, limit: int) -> list[SegmentRow]:
+        """Uploaded, live segments whose lock was never read back, or whose tier differs from the camera's."""
+        with self.catalog.session() as session:
+            return list(session.scalars(select(SegmentRow).where(
+                SegmentRow.camera_id == camera_id, SegmentRow.uploaded_at.is_not(None),
+                SegmentRow.deleted_at.is_(None),
+                (SegmentRow.verified_at.is_(None)) | (SegmentRow.tier != tier),
+            ).order_by(SegmentRow.start_at).limit(limit)))
+
+    def record_verified(self, key: str, tier: str, lock_until: datetime | None, retain_until: datetime,
+                        at: datetime) -> None:
+        with self.catalog.session() as session:
+            session.execute(update(SegmentRow).where(SegmentRow.key == key).values(
+                tier=tier, lock_until=lock_until, retain_until=retain_until, verified_at=at))
+            session.commit()
+
+    def min_lock_margin(self, camera_id: str, since: datetime) -> float | None:
+        """Shortest (store lock - required lock) over the camera's live, verified segments ending after
+        ``since``, in seconds (None when nothing was verified)."""
+        with self.catalog.session() as session:
+            row = session.execute(select(func.min(SegmentRow.lock_until), func.count()).where(
+                SegmentRow.camera_id == camera_id, SegmentRow.end_at > since, SegmentRow.deleted_at.is_(None),
+                SegmentRow.verified_at.is_not(None), SegmentRow.lock_until.is_not(None),
+                SegmentRow.lock_until < SegmentRow.retain_until,
+            )).one()
+            if row[1]:
+                short = session.execute(select(SegmentRow.lock_until, SegmentRow.retain_until).where(
+                    SegmentRow.camera_id == camera_id, SegmentRow.end_at > since,
+                    SegmentRow.deleted_at.is_(None), SegmentRow.lock_until < SegmentRow.retain_until,
+                )).all()
+                return min((lock - need).total_seconds() for lock, need in short)
+        return None
+
+    def expiry_candidates(self, camera_id: str, before: datetime, limit: int = 10_000) -> list[SegmentRow]:
+        with self.catalog.session() as session:
+            return list(session.scalars(select(SegmentRow).where(
+                SegmentRow.camera_id == camera_id, SegmentRow.deleted_at.is_(None),
+                SegmentRow.held.is_(False), SegmentRow.retain_until <= before,
+            ).order_by(SegmentRow.start_at).limit(limit)))
+
+    def mark_deleted(self, key: str, at: datetime) -> None:
+        with self.catalog.session() as session:
+            session.execute(update(SegmentRow).where(SegmentRow.key == key).values(deleted_at=at))
+            session.commit()
+
+    def stale_uploads(self, camera_id: str, recorded_before: datetime) -> list[SegmentRow]:
+        with self.catalog.session() as session:
+            return list(session.scalars(select(SegmentRow).where(
+                SegmentRow.camera_id == camera_id, SegmentRow.uploaded_at.is_(None),
+                SegmentRow.recorded_at < recorded_before, SegmentRow.deleted_at.is_(None),
+            )))
+
+    def iter_day_keys(self, camera_id: str, day_start: datetime) -> dict[str, SegmentRow]:
+        with self.catalog.session() as session:
+            rows = session.scalars(select(SegmentRow).where(
+                SegmentRow.camera_id == camera_id, SegmentRow.start_at >= day_start,
+                SegmentRow.start_at < day_start + timedelta(days=1), SegmentRow.deleted_at.is_(None),
+            ))
+            return {row.key: row for row in rows}
+
+    def camera_days(self, camera_id: str) -> list[CoverageDay]:
+        with self.catalog.session() as session:
+            return list(session.scalars(select(CoverageDay).where(CoverageDay.camera_id == camera_id)
+                                        .order_by(CoverageDay.day)))
+
+    # gap ledger rows written by the jobs (one per cause and object; idempotent)
+
+    def record_loss(self, camera_id: str, start: datetime, end: datetime, cause: GapCause, detail: str) -> bool:
+        with self.catalog.session() as session:
+            exists = session.scalar(select(GapRow.id).where(
+                GapRow.camera_id == camera_id, GapRow.start_at == start, GapRow.cause == str(cause)))
+            if exists is not None:
+                return False
+            session.add(GapRow(camera_id=camera_id, start_at=start, end_at=end, cause=str(cause), detail=detail))
+            session.commit()
+            return True
+
+    def clear_loss(self, camera_id: str, start: datetime, cause: GapCause) -> None:
+        with self.catalog.session() as session:
+            for row in session.scalars(select(GapRow).where(
+                    GapRow.camera_id == camera_id, GapRow.start_at == start, GapRow.cause == str(cause))):
+                session.delete(row)
+            session.commit()
+
+    def gaps_in(self, camera_id: str, start: datetime, end: datetime, now: datetime) -> list[GapRow]:
+        with self.catalog.session() as session:
+            rows = list(session.scalars(select(GapRow).where(
+                GapRow.camera_id == camera_id, GapRow.start_at < end,
+                (GapRow.end_at.is_(None)) | (GapRow.end_at > start),
+            ).order_by(GapRow.start_at)))
+        for row in rows:
+            if row.end_at is None:  # an outage still going on counts up to now
+                row.end_at = now
+        return rows
+
+    # lock status per camera
+
+    def set_lock_status(self, camera_id: str, margin: float | None, at: datetime) -> None:
+        with self.catalog.session() as session:
+            row = session.get(LockStatus, camera_id)
+            if row is None:
+                session.add(LockStatus(camera_id=camera_id, min_margin_seconds=margin, checked_at=at))
+            else:
+                row.min_margin_seconds, row.checked_at = margin, at
+            session.commit()
+
+    def lock_status(self) -> dict[str, float | None]:
+        with self.catalog.session() as session:
+            return {row.camera_id: row.min_margin_seconds for row in session.scalars(select(LockStatus))}
+
+    # job runs
+
+    def job_started(self, job: str, at: datetime) -> None:
+        self._job(job, last_start=at)
+
+    def job_finished(self, job: str, at: datetime, error: str | None = None) -> None:
+        if error is None:
+            self._job(job, last_success=at, last_error="")
+        else:
+            self._job(job, last_failure=at, last_error=error[:1000])
+
+    def _job(self, job: str, **values: object) -> None:
+        with self.catalog.session() as session:
+            row = session.get(JobRun, job)
+            if row is None:
+                row = JobRun(job=job, last_error="")
+                session.add(row)
+            for name, value in values.items():
+                setattr(row, name, value)
+            session.commit()
+
+    def job_runs(self) -> list[JobRun]:
+        with self.catalog.session() as session:
+            return list(session.scalars(select(JobRun).order_by(JobRun.job)))
+
+    # leadership lease
+
+    def try_lease(self, name: str, holder: str, now: datetime, seconds: float) -> bool:
+        """Take or renew the lease ``name`` for ``holder``; False while another holder's lease is valid."""
+        until = now + timedelta(seconds=seconds)
+        with self.catalog.session() as session:
+            taken = session.execute(update(Lease).where(
+                Lease.name == name, (Lease.holder == holder) | (Lease.expires_at < now),
+            ).values(holder=holder, expires_at=until))
+            if taken.rowcount == 1:
+                session.commit()
+                return True
+            if session.get(Lease, name) is not None:
+                session.rollback()
+                return False
+            session.add(Lease(name=name, holder=holder, expires_at=until))
+            try:
+                session.commit()
+                return True
+            except IntegrityError:
+                session.rollback()
+                return False
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self.catalog.session() as session:
+            lease = session.get(Lease, name)
+            if lease is not None and lease.holder == holder:
+                session.delete(lease)
+                session.commit()
+
