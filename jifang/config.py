@@ -153,8 +153,6 @@ class DatabaseConfig(Model):
                              "postgresql+psycopg2://USER@HOST:5432/DB)") from None
         if parsed.get_backend_name() not in ("sqlite", "postgresql"):
             raise ValueError(f"database {parsed.get_backend_name()!r} is not supported (sqlite or postgresql)")
-        if parsed.password:
-            raise ValueError("must not contain a password: use PGPASSWORD or ~/.pgpass")
         return value
 
 
@@ -233,7 +231,7 @@ def _format_validation_error(source: str, exc: ValidationError) -> str:
     got = first.get("input")
     secret = any(part in SECRET_FIELDS for part in first["loc"] if isinstance(part, str))
     if isinstance(got, str):
-        got = re.sub(r"(rtsps?://)[^/@\s]+@", r"\1***@", got)  # never echo credentials
+        got = re.sub(r"([A-Za-z][\w+.-]*://)[^/@\s]+@", r"\1***@", got)  # never echo credentials
     hidden = secret or isinstance(got, dict | list) or got is None or "got" in message
     shown = "" if hidden else f" (got {got!r})"
     more = len(exc.errors()) - 1

@@ -100,21 +100,18 @@ class Ledger:
             session.commit()
 
     def min_lock_margin(self, camera_id: str, since: datetime) -> float | None:
-        """Shortest (store lock - required lock) over the camera's live, verified segments ending after
-        ``since``, in seconds (None when nothing was verified)."""
+        """Shortest (store lock - required lock) in seconds over the camera's live, verified segments ending
+        after ``since``; None when none was verified yet."""
         with self.catalog.session() as session:
-            row = session.execute(select(func.min(SegmentRow.lock_until), func.count()).where(
+            if session.get_bind().dialect.name == "postgresql":
+                margin = func.extract("epoch", SegmentRow.lock_until - SegmentRow.retain_until)
+            else:
+                margin = (func.julianday(SegmentRow.lock_until) - func.julianday(SegmentRow.retain_until)) * 86400
+            value = session.scalar(select(func.min(margin)).where(
                 SegmentRow.camera_id == camera_id, SegmentRow.end_at > since, SegmentRow.deleted_at.is_(None),
                 SegmentRow.verified_at.is_not(None), SegmentRow.lock_until.is_not(None),
-                SegmentRow.lock_until < SegmentRow.retain_until,
-            )).one()
-            if row[1]:
-                short = session.execute(select(SegmentRow.lock_until, SegmentRow.retain_until).where(
-                    SegmentRow.camera_id == camera_id, SegmentRow.end_at > since,
-                    SegmentRow.deleted_at.is_(None), SegmentRow.lock_until < SegmentRow.retain_until,
-                )).all()
-                return min((lock - need).total_seconds() for lock, need in short)
-        return None
+            ))
+            return None if value is None else round(float(value), 3)
 
     def expiry_candidates(self, camera_id: str, before: datetime, limit: int = 10_000) -> list[SegmentRow]:
         with self.catalog.session() as session:

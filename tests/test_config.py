@@ -139,6 +139,11 @@ def test_errors_never_echo_secrets(tmp_path: Path) -> None:
         parse_settings(config, "site.yaml", environ={})
     assert "S3cretPW" not in str(caught.value)
     config = base_config(tmp_path)
+    config["database"] = {"url": "mysql://admin:DbPw@h/db"}
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(config, "site.yaml", environ={})
+    assert "DbPw" not in str(caught.value) and "mysql://***@h/db" in str(caught.value)
+    config = base_config(tmp_path)
     config["storage"] = {"kind": "minio", "minio": {"endpoint": "h:9000", "secret_key": "TopSecretKey"}}
     with pytest.raises(ConfigError) as caught:
         parse_settings(config, "site.yaml", environ={})
@@ -149,7 +154,7 @@ def test_errors_never_echo_secrets(tmp_path: Path) -> None:
     ("section", "message"),
     [
         ({"database": {"url": "not a url"}}, "database.url: is not a database URL"),
-        ({"database": {"url": "postgresql://u:pw@h/db"}}, "database.url: must not contain a password"),
+        ({"database": {"url": "postgresql://u:pw@h:port/db"}}, "database.url: is not a database URL"),
         ({"database": {"url": "mysql://h/db"}}, "'mysql' is not supported"),
         ({"storage": {"kind": "minio", "minio": {"endpoint": "http://h:9000"}}}, "storage.minio.endpoint"),
     ],

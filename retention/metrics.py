@@ -1,0 +1,41 @@
+"""Prometheus metrics of the retention service (names fixed by the retention issue)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from retention.coverage import PointAudit
+
+
+class RetentionMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.compliant = Gauge("jifang_retention_compliant", "1 when the point meets its retention floor",
+                               ["camera", "tier"], registry=r)
+        self.coverage = Gauge("jifang_retention_coverage_ratio", "Covered share of the required window",
+                              ["camera"], registry=r)
+        self.gap_seconds = Gauge("jifang_retention_gap_seconds", "Seconds without video in the required window",
+                                 ["camera", "cause"], registry=r)
+        self.lock_margin = Gauge("jifang_retention_min_lock_margin_seconds",
+                                 "Shortest stored lock minus what the tier asks", ["camera"], registry=r)
+        self.job_success = Gauge("jifang_retention_job_last_success_timestamp",
+                                 "Unix time of the job's last success", ["job"], registry=r)
+        self.job_failure = Gauge("jifang_retention_job_last_failure_timestamp",
+                                 "Unix time of the job's last failure", ["job"], registry=r)
+        self.deleted = Counter("jifang_retention_objects_deleted_total", "Objects deleted after their maximum",
+                               registry=r)
+        self.leader = Gauge("jifang_retention_leader", "1 while this process runs the retention jobs", registry=r)
+
+    def publish(self, audits: list[PointAudit]) -> None:
+        for audit in audits:
+            self.compliant.labels(audit.camera, audit.tier).set(1 if audit.compliant else 0)
+            self.coverage.labels(audit.camera).set(audit.coverage)
+            per_cause: dict[str, float] = {}
+            for gap in audit.gaps:
+                per_cause[str(gap.cause)] = per_cause.get(str(gap.cause), 0.0) + gap.seconds
+            for cause in ("camera_offline", "upload_failed", "object_missing", "lock_too_short", "not_recorded",
+                          "before_registration"):
+                self.gap_seconds.labels(audit.camera, cause).set(per_cause.get(cause, 0.0))
+            if audit.min_lock_margin_seconds is not None:
+                self.lock_margin.labels(audit.camera).set(audit.min_lock_margin_seconds)

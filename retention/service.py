@@ -1,0 +1,228 @@
+"""The retention jobs over real data: verify and extend locks, expire, reconcile catalog and store, find
+lost uploads, place and lift legal holds, and audit coverage. Each job fetches, asks ``policy``/``coverage``
+for the decision, and applies it; every deletion and hold is written to the audit log."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from dateutil.relativedelta import relativedelta
+from sqlalchemy import func, select
+
+from jifang.config import CameraConfig, Settings
+from jifang.db import Catalog
+from jifang.db.models import CoverageSpan, LegalHold
+from jifang.domain import GapCause
+from jifang.errors import ConfigError, ObjectLockedError, RetentionShortenError, StoreError
+from jifang.store import ObjectStore
+from jifang.tiers import MediaKind, Tier
+from retention.coverage import Gap, PointAudit, audit_point
+from retention.ledger import Ledger
+from retention.policy import expiry_due, lock_target, required_lock, window_start
+
+log = logging.getLogger("jifang.retention")
+SYSTEM = "system"
+
+
+@dataclass
+class EnforceResult:
+    verified: int = 0
+    extended: int = 0
+    missing: int = 0
+    short: int = 0
+    deleted: int = 0
+    refused: int = 0
+    upload_failed: int = 0
+
+
+@dataclass
+class ReconcileResult:
+    checked_days: int = 0
+    objects: int = 0
+    missing_in_store: list[str] = field(default_factory=list)
+    missing_in_catalog: list[str] = field(default_factory=list)
+
+
+class RetentionService:
+    def __init__(self, settings: Settings, catalog: Catalog, store: ObjectStore,
+                 clock: Callable[[], datetime]) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.store = store
+        self.clock = clock
+        self.ledger = Ledger(catalog)
+
+    def cameras(self, grid: str | None = None, camera: str | None = None) -> list[CameraConfig]:
+        chosen = [c for c in self.settings.cameras if (grid is None or c.grid == grid)
+                  and (camera is None or c.id == camera)]
+        if camera and not chosen:
+            raise ConfigError(f"camera {camera} is not in the configuration")
+        if grid and not any(g.code == grid for g in self.settings.grids):
+            raise ConfigError(f"grid {grid} is not in the configuration")
+        return chosen
+
+    # enforce: locks, lost uploads, expiry
+
+    def enforce(self) -> EnforceResult:
+        result = EnforceResult()
+        for camera in self.settings.cameras:
+            self.verify_locks(camera, result)
+            self.find_lost_uploads(camera, result)
+            self.expire(camera, result)
+        return result
+
+    def verify_locks(self, camera: CameraConfig, result: EnforceResult) -> None:
+        """Read each new or re-tiered object's lock back from the store; extend short ones."""
+        now = self.clock()
+        for row in self.ledger.to_verify(camera.id, str(camera.tier), self.settings.retention.verify_batch):
+            result.verified += 1
+            stored = self.store.stat(MediaKind.VIDEO, row.key)
+            if stored is None:
+                result.missing += 1
+                if self.ledger.record_loss(camera.id, row.start_at, row.end_at, GapCause.OBJECT_MISSING,
+                                           f"{row.key} is catalogued but not in the store"):
+                    log.error("camera %s: %s is missing from the store", camera.id, row.key)
+                self.ledger.record_verified(row.key, row.tier, None, row.retain_until, now)
+                continue
+            # a lowered tier never lowers what the catalog asks: keep the longest of both
+            needed = max(required_lock(row.end_at, camera.tier), row.retain_until)
+            lock = stored.retain_until
+            target = lock_target(lock, row.end_at, camera.tier)
+            if target is not None or (lock is None or lock < needed):
+                try:
+                    self.store.extend_retention(MediaKind.VIDEO, row.key, needed)
+                    lock = needed
+                    result.extended += 1
+                    self.ledger.clear_loss(camera.id, row.start_at, GapCause.LOCK_TOO_SHORT)
+                except (StoreError, RetentionShortenError) as exc:
+                    result.short += 1
+                    self.ledger.record_loss(camera.id, row.start_at, row.end_at, GapCause.LOCK_TOO_SHORT,
+                                            f"{row.key}: lock could not be extended: {exc}")
+            self.ledger.record_verified(row.key, str(camera.tier), lock, needed, now)
+        window = window_start(now, camera.tier)
+        self.ledger.set_lock_status(camera.id, self.ledger.min_lock_margin(camera.id, window), now)
+
+    def find_lost_uploads(self, camera: CameraConfig, result: EnforceResult) -> None:
+        grace = timedelta(minutes=self.settings.retention.upload_grace_minutes)
+        for row in self.ledger.stale_uploads(camera.id, self.clock() - grace):
+            if self.ledger.record_loss(camera.id, row.start_at, row.end_at, GapCause.UPLOAD_FAILED,
+                                       f"{row.key} recorded {row.recorded_at.isoformat()} but never uploaded"):
+                result.upload_failed += 1
+
+    def expire(self, camera: CameraConfig, result: EnforceResult) -> None:
+        maximum = getattr(self.settings.retention.max_months, str(camera.tier))
+        if maximum is None:
+            return
+        now = self.clock()
+        # only rows whose catalogued lock ended at least `maximum` months ago can be due
+        for row in self.ledger.expiry_candidates(camera.id, now - relativedelta(months=maximum)):
+            stored = self.store.stat(MediaKind.VIDEO, row.key)
+            lock = stored.retain_until if stored else row.lock_until
+            held = row.held or bool(stored and stored.legal_hold)
+            if not expiry_due(row.end_at, camera.tier, maximum, now, lock, held):
+                continue
+            try:
+                self.store.delete(MediaKind.VIDEO, row.key)
+            except ObjectLockedError as exc:
+                result.refused += 1
+                log.warning("expiry of %s refused by the store: %s", row.key, exc)
+                continue
+            self.ledger.mark_deleted(row.key, now)
+            self.ledger.audit(now, SYSTEM, "delete", row.key,
+                              f"expired: tier {camera.tier} floor + {maximum} months passed")
+            result.deleted += 1
+
+    # reconciliation: catalog versus store, per camera and day
+
+    def reconcile(self, days: int | None = None) -> ReconcileResult:
+        result = ReconcileResult()
+        now = self.clock()
+        for camera in self.settings.cameras:
+            start = window_start(now, camera.tier) if days is None else now - timedelta(days=days)
+            day = datetime(start.year, start.month, start.day, tzinfo=UTC)
+            while day <= now:
+                prefix = f"video/{camera.id}/{day:%Y/%m/%d}/"
+                stored = {obj.key for obj in self.store.list(MediaKind.VIDEO, prefix)}
+                catalogued = self.ledger.iter_day_keys(camera.id, day)
+                result.checked_days += 1
+                result.objects += len(stored)
+                for key, row in catalogued.items():
+                    if row.uploaded_at is not None and key not in stored:
+                        result.missing_in_store.append(key)
+                        self.ledger.record_loss(camera.id, row.start_at, row.end_at, GapCause.OBJECT_MISSING,
+                                                f"{key} is catalogued but not in the store")
+                for key in sorted(stored - set(catalogued)):
+                    result.missing_in_catalog.append(key)
+                day += timedelta(days=1)
+        if result.missing_in_catalog:
+            self.ledger.audit(now, SYSTEM, "reconcile", "store",
+                              f"{len(result.missing_in_catalog)} objects in the store are not catalogued")
+        return result
+
+    # legal holds
+
+    def hold(self, camera_id: str, start: datetime, end: datetime, reason: str, actor: str) -> LegalHold:
+        if end <= start:
+            raise ConfigError("--to must be after --from")
+        if not reason.strip():
+            raise ConfigError("a legal hold needs a --reason")
+        self.cameras(camera=camera_id)
+        now = self.clock()
+        hold = self.ledger.add_hold(camera_id, start, end, reason, actor, now)
+        rows = self.ledger.segments_in(camera_id, start, end)
+        for row in rows:
+            self.store.set_legal_hold(MediaKind.VIDEO, row.key, True)
+        self.ledger.set_held(camera_id, start, end, True)
+        self.ledger.audit(now, actor, "hold", f"camera {camera_id}",
+                          f"hold {hold.id} {start.isoformat()}..{end.isoformat()} ({len(rows)} segments): {reason}")
+        return hold
+
+    def release(self, hold_id: int, actor: str) -> LegalHold:
+        now = self.clock()
+        hold = self.ledger.release_hold(hold_id, actor, now)
+        if hold is None:
+            raise ConfigError(f"legal hold {hold_id} does not exist or is already released")
+        others = [h for h in self.ledger.active_holds(hold.camera_id)]
+        released = 0
+        for row in self.ledger.segments_in(hold.camera_id, hold.start_at, hold.end_at):
+            if any(h.start_at < row.end_at and h.end_at > row.start_at for h in others):
+                continue  # still under another hold
+            self.store.set_legal_hold(MediaKind.VIDEO, row.key, False)
+            self.ledger.set_held(hold.camera_id, row.start_at, row.end_at, False)
+            released += 1
+        self.ledger.audit(now, actor, "release", f"camera {hold.camera_id}",
+                          f"hold {hold_id} released ({released} segments)")
+        return hold
+
+    # coverage audit
+
+    def registered_at(self, camera: CameraConfig) -> datetime | None:
+        if camera.registered_at is not None:
+            return camera.registered_at.astimezone(UTC)
+        with self.catalog.session() as session:  # otherwise: when jifang first saw video from it
+            return session.scalar(select(func.min(CoverageSpan.start_at))
+                                  .where(CoverageSpan.camera_id == camera.id))
+
+    def audit(self, at: datetime | None = None, grid: str | None = None,
+              camera: str | None = None) -> list[PointAudit]:
+        now = at or self.clock()
+        margins = self.ledger.lock_status()
+        audits = []
+        for point in self.cameras(grid, camera):
+            lo = window_start(now, point.tier)
+            spans = [(s.start_at, s.end_at) for s in self.catalog.spans(point.id, lo, now)]
+            ledger = [Gap(max(g.start_at, lo), min(g.end_at, now), GapCause(g.cause), g.detail)
+                      for g in self.ledger.gaps_in(point.id, lo, now, now) if g.end_at > g.start_at]
+            audits.append(audit_point(
+                camera=point.id, grid=point.grid, tier=str(point.tier), window=(lo, now),
+                registered_at=self.registered_at(point), spans=spans, ledger=ledger,
+                min_lock_margin_seconds=margins.get(point.id),
+            ))
+        return audits
+
+
+def tier_of(settings: Settings, camera_id: str) -> Tier:
+    return next(c.tier for c in settings.cameras if c.id == camera_id)

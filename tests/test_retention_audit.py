@@ -1,0 +1,210 @@
+"""Acceptance: 100 days of simulated history for three points (one per tier), with an outage, a lost upload
+and a deleted object, under a clock the test controls: exactly the expected gaps, causes and verdicts, in
+all four report formats."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from jifang.db import Catalog
+from jifang.domain import GapCause
+from jifang.store import FilesystemStore
+from jifang.tiers import MediaKind
+from retention.report import render
+from retention.service import RetentionService
+
+from .retention_history import Clock, History, settings_for
+
+REPO = Path(__file__).resolve().parents[1]
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+KEY, IMPORTANT, GENERAL = "33100200001320000001", "33100200001320000002", "33100200001320000003"
+DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
+START = NOW - 100 * DAY
+OUTAGE = (NOW - 20 * DAY - 2 * HOUR, NOW - 20 * DAY + 2 * HOUR)  # key point: camera offline, explained
+DELETED_AT = NOW - 5 * DAY  # important point: an object removed behind jifang's back
+LOST_AT = NOW - 3 * DAY  # general point: recorded, never uploaded
+G_REGISTERED = NOW - 10 * DAY
+
+
+CAMERAS = [
+    {"id": KEY, "tier": "key", "registered_at": START.isoformat()},
+    {"id": IMPORTANT, "tier": "important", "registered_at": START.isoformat()},
+    {"id": GENERAL, "tier": "general", "registered_at": G_REGISTERED.isoformat()},
+]
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The recorded history, built once; each test works on its own copy."""
+    root = tmp_path_factory.mktemp("history")
+    clock = Clock(NOW)
+    settings = settings_for(root, CAMERAS)
+    catalog = Catalog(settings.database.url)
+    catalog.migrate()
+    store = FilesystemStore(settings.storage.path, clock=clock)
+    store.ensure_ready()
+    work = root / "work"
+    work.mkdir()
+    h = History(catalog, store, work)
+    outage_hours = {OUTAGE[0] + i * HOUR for i in range(4)}
+    h.record_range(KEY, "key", START, NOW, skip=outage_hours)
+    catalog.add_gap(KEY, OUTAGE[0], OUTAGE[1], GapCause.CAMERA_OFFLINE, "camera unreachable")
+    deleted = next(s for s in h.record_range(IMPORTANT, "important", START, NOW) if s.capture_start == DELETED_AT)
+    h.record_range(GENERAL, "general", G_REGISTERED, LOST_AT)
+    h.record(GENERAL, "general", LOST_AT, 3600, upload=False)
+    h.record_range(GENERAL, "general", LOST_AT + HOUR, NOW)
+    # remove the object the way a broken disk or an operator would: behind the store's back
+    (settings.storage.path / "jifang-video" / deleted.key).unlink()
+    catalog.dispose()
+    return root
+
+
+@pytest.fixture
+def history(recorded: Path, tmp_path: Path) -> tuple[RetentionService, Clock]:
+    shutil.copytree(recorded, tmp_path / "site")
+    clock = Clock(NOW)
+    settings = settings_for(tmp_path / "site", CAMERAS)
+    catalog = Catalog(settings.database.url)
+    store = FilesystemStore(settings.storage.path, clock=clock)
+    service = RetentionService(settings, catalog, store, clock)
+    result = service.enforce()
+    assert (result.missing, result.upload_failed, result.deleted, result.short) == (1, 1, 0, 0)
+    assert result.verified == 2400 + 2400 + 239 - 4
+    yield service, clock
+    catalog.dispose()
+
+
+def by_camera(audits):  # type: ignore[no-untyped-def]
+    return {a.camera: a for a in audits}
+
+
+def test_exact_gaps_causes_and_verdicts(history) -> None:  # type: ignore[no-untyped-def]
+    service, _clock = history
+    audits = by_camera(service.audit())
+
+    key = audits[KEY]
+    assert [(g.start, g.end, g.cause, g.violation) for g in key.gaps] == [
+        (OUTAGE[0], OUTAGE[1], GapCause.CAMERA_OFFLINE, False)]
+    assert key.window_start == datetime(2026, 8, 27, 12, tzinfo=UTC)
+    assert key.covered_seconds == (NOW - key.window_start).total_seconds() - 4 * 3600
+    assert key.min_lock_margin_seconds == 0
+    assert key.compliant
+
+    important = audits[IMPORTANT]
+    assert important.window_start == datetime(2026, 10, 27, 12, tzinfo=UTC)
+    assert [(g.start, g.end, g.cause, g.violation) for g in important.gaps] == [
+        (DELETED_AT, DELETED_AT + HOUR, GapCause.OBJECT_MISSING, True)]
+    assert important.covered_seconds == 31 * 86400 - 3600
+    assert not important.compliant
+
+    general = audits[GENERAL]
+    assert general.window_start == datetime(2026, 10, 28, 12, tzinfo=UTC)
+    assert [(g.start, g.end, g.cause, g.violation) for g in general.gaps] == [
+        (general.window_start, G_REGISTERED, GapCause.BEFORE_REGISTRATION, False),
+        (LOST_AT, LOST_AT + HOUR, GapCause.UPLOAD_FAILED, True),
+    ]
+    assert general.required_seconds == 10 * 86400
+    assert general.coverage == pytest.approx(239 / 240)
+    assert not general.compliant
+
+
+def test_reconciliation_finds_the_same_missing_object_once(history) -> None:  # type: ignore[no-untyped-def]
+    service, _clock = history
+    result = service.reconcile(days=10)
+    assert len(result.missing_in_store) == 1 and result.missing_in_store[0].startswith(f"video/{IMPORTANT}/")
+    assert result.missing_in_catalog == []
+    assert len([g for g in service.catalog.gaps(IMPORTANT) if g.cause == "object_missing"]) == 1
+
+
+def test_four_formats_agree(history) -> None:  # type: ignore[no-untyped-def]
+    service, _clock = history
+    audits = service.audit()
+    data = json.loads(render(audits, "json", NOW, service.settings))
+    assert data["generated_at"] == "2026-11-27T12:00:00Z"
+    points = {p["camera"]: p for p in data["points"]}
+    assert set(points[KEY]) == {"camera", "grid", "tier", "window_start", "window_end", "covered_seconds",
+                                "coverage", "gaps", "min_lock_margin_seconds", "compliant"}
+    assert points[KEY]["gaps"] == [{"start": "2026-11-07T10:00:00Z", "end": "2026-11-07T14:00:00Z",
+                                    "cause": "camera_offline", "violation": False}]
+    assert [p["compliant"] for p in data["points"]] == [True, False, False]
+    assert data["summary"]["compliant"] == 1 and data["summary"]["by_tier"]["key"]["compliant"] == 1
+
+    rows = list(csv.DictReader(io.StringIO(render(audits, "csv", NOW, service.settings))))
+    assert [(r["camera"], r["gap_cause"], r["compliant"]) for r in rows] == [
+        (KEY, "camera_offline", "True"), (IMPORTANT, "object_missing", "False"),
+        (GENERAL, "before_registration", "False"), (GENERAL, "upload_failed", "False")]
+
+    table = render(audits, "table", NOW, service.settings)
+    assert "1/3 points compliant" in table
+    assert table.count("NON-COMPLIANT") == 2
+
+    page = render(audits, "html", NOW, service.settings)
+    assert page.count("<svg class=\"timeline\"") == 3
+    assert "审核人 Auditor" in page and "网格长 Grid head" in page and "示范网格" in page
+    assert page.count("class='violation'") == 2
+
+
+def test_cli_audit_exit_codes_and_formats(history, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    service, _clock = history
+    config = tmp_path / "jifang.yaml"
+    config.write_text(yaml.safe_dump(service.settings.model_dump(mode="json", exclude_none=True), allow_unicode=True))
+
+    def audit(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "jifang.cli", "retention", "audit", "--config", str(config),
+                               "--at", NOW.isoformat(), *extra], capture_output=True, text=True, cwd=REPO,
+                              timeout=120)
+
+    everything = audit("--format", "json")
+    assert everything.returncode == 1, everything.stderr
+    assert json.loads(everything.stdout) == json.loads(render(service.audit(), "json", NOW, service.settings))
+    only_key = audit("--camera", KEY)
+    assert only_key.returncode == 0 and "1/1 points compliant" in only_key.stdout
+    report = tmp_path / "report.html"
+    assert audit("--format", "html", "--output", str(report)).returncode == 1
+    assert report.read_text().startswith("<!doctype html>")
+    bad = audit("--camera", "33100200001320009999")
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "jifang: error: camera 33100200001320009999 is not in the configuration")
+    assert audit("--at", "yesterday").returncode == 2
+
+
+def test_raising_a_tier_extends_existing_locks(history) -> None:  # type: ignore[no-untyped-def]
+    service, clock = history
+    cameras = [c.model_copy(update={"tier": "key"}) if c.id == IMPORTANT else c for c in service.settings.cameras]
+    service.settings = service.settings.model_copy(update={"cameras": cameras})
+    clock.now = NOW + HOUR
+    result = service.enforce()
+    assert result.extended == 2400 - 1  # every stored object of the point (one is missing)
+    for row in service.catalog.segments(IMPORTANT):
+        stored = service.store.stat(MediaKind.VIDEO, row.key)
+        if stored is not None:
+            from jifang.tiers import retain_until
+
+            assert stored.retain_until >= retain_until(row.end_at, "key", MediaKind.VIDEO)
+
+
+def test_lowering_a_tier_never_shortens_a_lock(history) -> None:  # type: ignore[no-untyped-def]
+    service, clock = history
+    before = {row.key: service.store.stat(MediaKind.VIDEO, row.key).retain_until
+              for row in service.catalog.segments(KEY)}
+    cameras = [c.model_copy(update={"tier": "general"}) if c.id == KEY else c for c in service.settings.cameras]
+    service.settings = service.settings.model_copy(update={"cameras": cameras})
+    calls: list[str] = []
+    original = service.store._set_retention
+    service.store._set_retention = lambda kind, key, until: calls.append(key) or original(kind, key, until)
+    clock.now = NOW + HOUR
+    service.enforce()
+    assert calls == []
+    after = {key: service.store.stat(MediaKind.VIDEO, key).retain_until for key in before}
+    assert after == before
