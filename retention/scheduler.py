@@ -1,8 +1,8 @@
 """``jifang retention run``: the retention jobs on a schedule, in exactly one process at a time.
 
-Leadership is a lease row in the catalog database (works the same on PostgreSQL and SQLite): the holder
-renews it every third of the lease; a process that dies stops renewing and another takes over within one
-lease period. Only the leader runs an APScheduler (jobs persisted in the database job store); every job
+Leadership is a lease row in the catalog database (works the same on PostgreSQL and SQLite). The holder's
+row is valid for 0.8 lease periods and renewed every quarter period; followers ask every tenth of a period.
+So when the leader dies, another process takes over within 0.9 lease periods. Only the leader runs an APScheduler (jobs persisted in the database job store); every job
 run records its last start, success and failure in ``job_runs``.
 """
 
@@ -43,6 +43,7 @@ class Scheduler:
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.id = uuid.uuid4().hex
         self.lease_seconds = service.settings.retention.lease_seconds
+        self.ttl_seconds = 0.8 * self.lease_seconds
         self._scheduler: BackgroundScheduler | None = None
         self._lock = threading.Lock()
         _SERVICES[self.id] = self
@@ -60,7 +61,7 @@ class Scheduler:
     def run_job(self, job: str) -> None:
         with self._lock:  # one job at a time in this process: they share the catalog and the store
             ledger = self.service.ledger
-            if not ledger.try_lease(LEASE, self.holder, self.clock(), self.lease_seconds):
+            if not ledger.try_lease(LEASE, self.holder, self.clock(), self.ttl_seconds):
                 log.warning("lost the retention lease; skipping %s", job)
                 return
             ledger.job_started(job, self.clock())
@@ -107,7 +108,7 @@ class Scheduler:
         try:
             while not stop.is_set():
                 try:
-                    leading = ledger.try_lease(LEASE, self.holder, self.clock(), self.lease_seconds)
+                    leading = ledger.try_lease(LEASE, self.holder, self.clock(), self.ttl_seconds)
                 except Exception:
                     log.exception("cannot reach the catalog to renew the retention lease")
                     leading = False
@@ -116,7 +117,7 @@ class Scheduler:
                 elif not leading and self.is_leader:
                     log.warning("retention lease lost; stepping down")
                     self._step_down()
-                stop.wait(self.lease_seconds / 3)
+                stop.wait(self.lease_seconds * (0.25 if self.is_leader else 0.1))
         finally:
             self._step_down()
             try:
