@@ -2,8 +2,9 @@
 
 Leadership is a lease row in the catalog database (works the same on PostgreSQL and SQLite). The holder's
 row is valid for 0.8 lease periods and renewed every quarter period; followers ask every tenth of a period.
-So when the leader dies, another process takes over within 0.9 lease periods. Only the leader runs an APScheduler (jobs persisted in the database job store); every job
-run records its last start, success and failure in ``job_runs``.
+So when the leader dies, another process takes over within 0.9 lease periods. Only the leader runs an
+APScheduler (jobs persisted in the database job store); every job run records its last start, success and
+failure in ``job_runs``.
 """
 
 from __future__ import annotations
