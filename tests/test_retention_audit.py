@@ -208,3 +208,35 @@ def test_lowering_a_tier_never_shortens_a_lock(history) -> None:  # type: ignore
     assert calls == []
     after = {key: service.store.stat(MediaKind.VIDEO, key).retain_until for key in before}
     assert after == before
+
+
+def test_metrics_and_job_runs(history) -> None:  # type: ignore[no-untyped-def]
+    from retention.metrics import RetentionMetrics
+    from retention.scheduler import Scheduler
+
+    service, clock = history
+    metrics = RetentionMetrics()
+    scheduler = Scheduler(service, metrics, clock=clock)
+    for job in ("enforce", "audit"):
+        scheduler.run_job(job)
+    value = metrics.registry.get_sample_value
+    assert value("jifang_retention_compliant", {"camera": KEY, "tier": "key"}) == 1
+    assert value("jifang_retention_compliant", {"camera": IMPORTANT, "tier": "important"}) == 0
+    assert value("jifang_retention_gap_seconds", {"camera": KEY, "cause": "camera_offline"}) == 4 * 3600
+    assert value("jifang_retention_coverage_ratio", {"camera": GENERAL}) == pytest.approx(239 / 240)
+    assert value("jifang_retention_min_lock_margin_seconds", {"camera": KEY}) == 0
+    assert value("jifang_retention_job_last_success_timestamp", {"job": "enforce"}) == NOW.timestamp()
+    runs = {run.job: run for run in service.ledger.job_runs()}
+    assert runs["enforce"].last_success == NOW and runs["audit"].last_error == ""
+
+
+def test_forecast_from_measured_bitrates(history, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from retention.forecast import by_tier, forecast
+
+    service, _clock = history
+    points = {p.camera: p for p in forecast(service.settings, service.ledger, NOW)}
+    key = points[KEY]
+    bytes_per_hour = len(f"{KEY}-{NOW.isoformat()}")  # our tiny test "video" holds its own name
+    assert key.bitrate_bps == pytest.approx(8 * bytes_per_hour / 3600)
+    assert key.floor_seconds == (NOW - datetime(2026, 8, 27, 12, tzinfo=UTC)).total_seconds()
+    assert by_tier(list(points.values()))["key"] == pytest.approx(key.bytes_needed)
