@@ -240,3 +240,37 @@ def test_forecast_from_measured_bitrates(history, tmp_path: Path) -> None:  # ty
     assert key.bitrate_bps == pytest.approx(8 * bytes_per_hour / 3600)
     assert key.floor_seconds == (NOW - datetime(2026, 8, 27, 12, tzinfo=UTC)).total_seconds()
     assert by_tier(list(points.values()))["key"] == pytest.approx(key.bytes_needed)
+
+
+def test_cli_enforce_hold_release_forecast(history, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    service, _clock = history
+    config = tmp_path / "jifang.yaml"
+    config.write_text(yaml.safe_dump(service.settings.model_dump(mode="json", exclude_none=True), allow_unicode=True))
+
+    def jifang(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "jifang.cli", "retention", *args, "--config", str(config)],
+                              capture_output=True, text=True, cwd=REPO, timeout=120)
+
+    enforce = jifang("enforce", "--once", "--json")
+    assert enforce.returncode == 0, enforce.stderr
+    assert json.loads(enforce.stdout)["enforce"]["deleted"] == 0
+    assert jifang("enforce").returncode == 2  # a single pass must be asked for explicitly
+
+    hold = jifang("hold", "--camera", KEY, "--from", "2026-11-20T08:00:00+08:00", "--to", "2026-11-20T10:00:00+08:00",
+                  "--reason", "涉稳事件 evidence", "--actor", "supervisor1")
+    assert hold.returncode == 0, hold.stderr
+    held = [row for row in service.catalog.segments(KEY) if row.held]
+    assert [(r.start_at.hour, r.end_at.hour) for r in held] == [(0, 1), (1, 2)]  # 08:00-10:00 +08:00 in UTC
+    assert all(service.store.stat(MediaKind.VIDEO, r.key).legal_hold for r in held)
+    listed = json.loads(jifang("holds", "--json").stdout)
+    assert [(h["camera"], h["reason"]) for h in listed] == [(KEY, "涉稳事件 evidence")]
+    assert jifang("hold", "--camera", KEY, "--from", "2026-11-20", "--to", "2026-11-19", "--reason", "x").returncode == 2
+    release = jifang("release", str(listed[0]["id"]), "--actor", "supervisor1")
+    assert release.returncode == 0, release.stderr
+    assert not any(service.store.stat(MediaKind.VIDEO, r.key).legal_hold for r in held)
+    assert jifang("release", str(listed[0]["id"])).returncode == 2  # already released
+
+    tight = jifang("forecast", "--capacity", "1000")
+    assert tight.returncode == 1 and "warning: the floors need" in tight.stderr
+    roomy = jifang("forecast", "--capacity", str(10**12), "--json")
+    assert roomy.returncode == 0 and set(json.loads(roomy.stdout)["by_tier_bytes"]) == {"key", "important", "general"}
