@@ -264,7 +264,8 @@ def test_cli_enforce_hold_release_forecast(history, tmp_path: Path) -> None:  # 
     assert all(service.store.stat(MediaKind.VIDEO, r.key).legal_hold for r in held)
     listed = json.loads(jifang("holds", "--json").stdout)
     assert [(h["camera"], h["reason"]) for h in listed] == [(KEY, "涉稳事件 evidence")]
-    assert jifang("hold", "--camera", KEY, "--from", "2026-11-20", "--to", "2026-11-19", "--reason", "x").returncode == 2
+    backwards = jifang("hold", "--camera", KEY, "--from", "2026-11-20", "--to", "2026-11-19", "--reason", "x")
+    assert backwards.returncode == 2 and "--to must be after --from" in backwards.stderr
     release = jifang("release", str(listed[0]["id"]), "--actor", "supervisor1")
     assert release.returncode == 0, release.stderr
     assert not any(service.store.stat(MediaKind.VIDEO, r.key).legal_hold for r in held)
