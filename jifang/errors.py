@@ -56,5 +56,21 @@ class CameraStreamNotFoundError(CameraError):
     """The camera answered 404 for the RTSP path."""
 
 
+class CameraTimeoutError(CameraUnreachableError):
+    """The camera accepted the connection but did not answer in time."""
+
+
+class NotOnvifError(CameraError):
+    """Something answers at the address, but it does not speak ONVIF."""
+
+
+class NoMediaProfileError(CameraError):
+    """The camera speaks ONVIF but offers no media profile with a video stream."""
+
+
+class CameraClockSkewError(CameraError):
+    """The camera's clock is so far off that it rejects authentication tokens even with the offset applied."""
+
+
 class SegmentInvalidError(JifangError):
     """A recorded segment failed validation (empty, undecodable, no video)."""
