@@ -17,7 +17,7 @@ from datetime import datetime
 
 from prometheus_client import start_http_server
 
-from jifang.config import Settings
+from jifang.config import CameraConfig, Settings
 from jifang.db import Catalog
 from jifang.errors import (
     CameraStreamNotFoundError,
@@ -26,6 +26,7 @@ from jifang.errors import (
     ConfigError,
     StoreUnavailableError,
 )
+from jifang.registry import Registry, open_registry
 from jifang.store import ObjectStore, open_store
 from jifang.store.base import utc_now
 from recorder import CameraRecorder, RecorderMetrics, SegmentSink, Spool, Uploader, check_stream
@@ -61,6 +62,7 @@ class EdgeAgent:
         self.catalog = Catalog(settings.database.url)
         self.spool: Spool | None = None
         self.store: ObjectStore | None = None
+        self.registry: Registry | None = None
         self.uploader: Uploader | None = None
         self.recorders: list[CameraRecorder] = []
         self.metrics_port: int | None = None
@@ -75,9 +77,15 @@ class EdgeAgent:
                 raise ConfigError(f"{tool} not found: install ffmpeg (apt-get install ffmpeg) or set recorder.ffmpeg")
         passwords = self._passwords()
         if self.preflight:
-            self._check_cameras(passwords)
+            self._check_cameras(self.settings.cameras, passwords)
         self.store = connect_store(self.settings, self.clock)
         self.catalog.migrate()
+        self.registry = open_registry(self.settings, self.catalog)
+        file_cameras = {camera.id for camera in self.settings.cameras}
+        self.settings, registered = self.registry.merge_into(self.settings)
+        passwords.update(registered)
+        if self.preflight and registered:
+            self._check_cameras([c for c in self.settings.cameras if c.id not in file_cameras], passwords)
         self.spool = Spool(self.settings.recorder.spool_dir)
         self.uploader = Uploader(self.store, self.catalog, self.spool, self.metrics, self.clock,
                                  self.settings.recorder.spool_max_bytes)
@@ -89,8 +97,16 @@ class EdgeAgent:
             self.recorders.append(CameraRecorder(
                 camera, camera.grid, self.settings.recorder, sink, self.catalog, self.metrics,
                 self.spool.recording_dir / camera.id, passwords[camera.id], self.clock,
+                on_status=self._status_changed,
             ))
         self._recover()
+
+    def _status_changed(self, camera_id: str, status: str, detail: str) -> None:
+        try:
+            if self.registry is not None:
+                self.registry.set_status(camera_id, status, detail, self.clock())
+        except Exception:  # the registry status is informative; recording goes on regardless
+            log.exception("camera %s: could not record status %s", camera_id, status)
 
     def _passwords(self) -> dict[str, str | None]:
         return {
@@ -98,10 +114,10 @@ class EdgeAgent:
             for camera in self.settings.cameras
         }
 
-    def _check_cameras(self, passwords: dict[str, str | None]) -> None:
+    def _check_cameras(self, cameras: list[CameraConfig], passwords: dict[str, str | None]) -> None:
         from recorder.ffmpeg import url_with_credentials
 
-        for camera in self.settings.cameras:
+        for camera in cameras:
             if not camera.enabled:
                 continue
             url = url_with_credentials(camera.rtsp_url, camera.username, passwords[camera.id])

@@ -131,11 +131,13 @@ def _retention(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from edge import connect_store
     from jifang.config import load_settings
     from jifang.db import Catalog
+    from jifang.registry import open_registry
     from retention.service import RetentionService
 
     settings = load_settings(args.config)
     catalog = Catalog(settings.database.url)
     catalog.migrate()
+    settings, _passwords = open_registry(settings, catalog).merge_into(settings, with_passwords=False)
     store = connect_store(settings)
     return RetentionService(settings, catalog, store, lambda: datetime.now(UTC))
 
@@ -339,6 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     rrun.add_argument("--metrics-port", type=int, default=None)
     rrun.add_argument("--metrics-host", default="127.0.0.1")
     rrun.set_defaults(func=cmd_retention_run)
+
+    from jifang.cli_registry import register_commands
+
+    register_commands(sub)
 
     catalog = sub.add_parser("catalog", help="read the segment catalog")
     catalog.add_argument("what", choices=["segments", "gaps"])

@@ -178,6 +178,12 @@ class RetentionConfig(Model):
     jobs: RetentionJobsConfig = Field(default_factory=RetentionJobsConfig)
 
 
+class RegistryConfig(Model):
+    key: SecretRef = Field(default_factory=lambda: SecretRef(env="JIFANG_REGISTRY_KEY"),
+                           description="Fernet key(s) encrypting camera passwords, newest first, comma-separated "
+                           "(default: env JIFANG_REGISTRY_KEY)")
+
+
 class MetricsConfig(Model):
     host: str = Field("127.0.0.1", description="address the Prometheus metrics endpoint binds")
     port: int = Field(9108, ge=0, le=65535, description="metrics port (0: any free port)")
@@ -191,6 +197,7 @@ class Settings(Model):
     recorder: RecorderConfig = Field(default_factory=RecorderConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
     grids: list[GridConfig] = Field(default_factory=list)
     cameras: list[CameraConfig] = Field(default_factory=list)
 

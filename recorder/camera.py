@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from jifang.config import CameraConfig, RecorderConfig
 from jifang.db import Catalog
 from jifang.domain import GapCause
-from jifang.errors import CameraUnreachableError
+from jifang.errors import CameraUnauthorizedError, CameraUnreachableError
 from jifang.supervision import Backoff, stop_process
 from recorder.ffmpeg import INPUT_START, classify_failure, record_command, redact, url_with_credentials
 from recorder.metrics import RecorderMetrics
@@ -64,6 +64,7 @@ class CameraRecorder:
         camera_dir: Path,
         password: str | None,
         clock: Callable[[], datetime],
+        on_status: Callable[[str, str, str], None] | None = None,
     ) -> None:
         self.camera = camera
         self.grid = grid
@@ -74,6 +75,7 @@ class CameraRecorder:
         self.camera_dir = camera_dir
         self.clock = clock
         self._url = url_with_credentials(camera.rtsp_url, camera.username, password)
+        self._on_status = on_status or (lambda _camera, _status, _detail: None)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"recorder-{camera.id}", daemon=True)
         self._backoff = Backoff(initial=1.0, cap=config.backoff_max_seconds)
@@ -201,6 +203,8 @@ class CameraRecorder:
 
     def _on_segment(self, start: datetime, end: datetime) -> None:
         closed = self.catalog.close_gap(self.camera.id, start)
+        if self._down or not self._first_segment_seen:
+            self._on_status(self.camera.id, "online", "")
         if closed is not None:
             log.info("camera %s: recording resumed; gap of %.1f s recorded (%s)", self.camera.id,
                      (start - closed.start_at).total_seconds(), closed.cause)
@@ -216,6 +220,8 @@ class CameraRecorder:
     def _on_failure(self, stderr_lines: list[str]) -> None:
         error = classify_failure(self.camera.id, stderr_lines)
         self._last_error = error
+        self._on_status(self.camera.id, "auth_failed" if isinstance(error, CameraUnauthorizedError)
+                        else "unreachable", str(error))
         self.metrics.camera_up.labels(self.camera.id).set(0)
         self.metrics.reconnects.labels(self.camera.id).inc()
         now = self.clock()

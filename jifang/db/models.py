@@ -155,3 +155,67 @@ class LockStatus(Base):
     camera_id: Mapped[str] = mapped_column(String(20), primary_key=True)
     min_margin_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AreaRow(Base):
+    """An administrative area above grids: county (区县), township (乡镇街道) or village/community (村社区)."""
+
+    __tablename__ = "areas"
+
+    code: Mapped[str] = mapped_column(String(12), primary_key=True)  # GB/T 2260 + statistical area code
+    name: Mapped[str] = mapped_column(String(100))
+    level: Mapped[str] = mapped_column(String(16))  # county | township | village
+    parent: Mapped[str | None] = mapped_column(String(12), nullable=True)
+
+
+class GridRow(Base):
+    __tablename__ = "grids"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(16))  # 城市社区 | 城中村 | 农村 | 专属网格
+    village: Mapped[str | None] = mapped_column(String(12), nullable=True)
+
+
+class TeamMemberRow(Base):
+    """A member of a grid's 3+X+Y team (§6) and how to reach them."""
+
+    __tablename__ = "team_members"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    grid: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))  # 网格长 | 网格指导员 | 专职网格员 | 网格业务指导员 | 兼职网格员
+    phone: Mapped[str] = mapped_column(String(32), default="")
+    channels: Mapped[str] = mapped_column(String(500), default="")  # e.g. "mqtt,webhook:https://..."
+
+
+class CameraRow(Base):
+    """A registered camera point. The password is stored encrypted (jifang.crypto), never in clear."""
+
+    __tablename__ = "cameras"
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    grid: Mapped[str] = mapped_column(String(32))
+    tier: Mapped[str] = mapped_column(String(16))
+    location: Mapped[str] = mapped_column(String(200), default="")
+    onvif_endpoint: Mapped[str] = mapped_column(String(200), default="")
+    main_rtsp_url: Mapped[str] = mapped_column(String(500))
+    sub_rtsp_url: Mapped[str] = mapped_column(String(500), default="")
+    snapshot_uri: Mapped[str] = mapped_column(String(500), default="")
+    username: Mapped[str] = mapped_column(String(64), default="")
+    password_encrypted: Mapped[str] = mapped_column(String(500), default="")
+    manufacturer: Mapped[str] = mapped_column(String(100), default="")
+    model: Mapped[str] = mapped_column(String(100), default="")
+    firmware: Mapped[str] = mapped_column(String(100), default="")
+    serial: Mapped[str] = mapped_column(String(100), default="")
+    signage: Mapped[bool] = mapped_column(Boolean, default=False)
+    purpose: Mapped[str] = mapped_column(String(500), default="")
+    registered_by: Mapped[str] = mapped_column(String(64), default="")
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="unknown")  # online|auth_failed|unreachable|clock_skew
+    status_detail: Mapped[str] = mapped_column(String(500), default="")
+    status_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    clock_offset_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)

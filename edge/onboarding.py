@@ -1,0 +1,65 @@
+"""Registering a camera the way a field technician does: probe it over ONVIF, check that its stream opens,
+check its clock, then store it in the registry (with its password encrypted)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from jifang.errors import CameraError
+from jifang.registry import NewCamera, Registry
+from recorder.ffmpeg import check_stream, url_with_credentials
+
+log = logging.getLogger("jifang.onboarding")
+
+CLOCK_TOLERANCE_SECONDS = 2.0  # segment times and evidence depend on the camera clock
+
+
+@dataclass
+class Registration:
+    camera: NewCamera
+    warnings: list[str]
+
+
+def split_host_port(text: str, default_port: int = 80) -> tuple[str, int]:
+    host, _, port = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
+    if not host:
+        return text, default_port
+    try:
+        return host, int(port)
+    except ValueError:
+        raise CameraError(f"{text!r} is not HOST[:PORT]") from None
+
+
+def from_probe(endpoint: str, username: str, password: str, timeout: float = 5.0) -> NewCamera:
+    """A NewCamera filled from an ONVIF probe (identity left for the caller: id, name, grid, tier)."""
+    from edge.onvif.client import probe
+
+    host, port = split_host_port(endpoint)
+    result = probe(host, port, username, password, timeout=timeout)
+    return NewCamera(
+        id="", name="", grid="", tier="", main_rtsp_url=result.main_stream_uri, username=username,
+        password=password or None, onvif_endpoint=f"{host}:{port}", sub_rtsp_url=result.sub_stream_uri or "",
+        snapshot_uri=result.snapshot_uri or "", manufacturer=result.manufacturer, model=result.model,
+        firmware=result.firmware, serial=result.serial, clock_offset_seconds=result.clock_offset_seconds,
+    )
+
+
+def register(registry: Registry, camera: NewCamera, actor: str, at: datetime, ffprobe: str = "ffprobe",
+             check: Callable[[str, str, str], None] | None = None, stream_check: bool = True) -> Registration:
+    """Check the stream (a short ffprobe) and the clock, then store. Nothing is stored when a check fails."""
+    warnings = []
+    if stream_check:
+        url = url_with_credentials(camera.main_rtsp_url, camera.username or None, camera.password)
+        (check or (lambda probe_tool, cid, u: check_stream(probe_tool, cid, u, timeout_s=8.0)))(
+            ffprobe, camera.id, url)
+    offset = camera.clock_offset_seconds
+    if offset is not None and abs(offset) > CLOCK_TOLERANCE_SECONDS:
+        warnings.append(f"camera {camera.id}: its clock is {offset:+.1f} s off; segment times and evidence come "
+                        "from the recorder's clock, but fix the camera's NTP setting")
+    registry.add_camera(camera, actor=actor, at=at)
+    for warning in warnings:
+        log.warning("%s", warning)
+    return Registration(camera, warnings)
