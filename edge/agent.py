@@ -63,6 +63,7 @@ class EdgeAgent:
         self.spool: Spool | None = None
         self.store: ObjectStore | None = None
         self.registry: Registry | None = None
+        self._health = None
         self.uploader: Uploader | None = None
         self.recorders: list[CameraRecorder] = []
         self.metrics_port: int | None = None
@@ -175,6 +176,11 @@ class EdgeAgent:
         self.uploader.start()
         for recorder in self.recorders:
             recorder.start()
+        if self.registry is not None and any(c.onvif_endpoint for c in self.registry.cameras(enabled_only=True)):
+            from edge.health import HealthChecker
+
+            self._health = HealthChecker(self.registry, self.clock)
+            self._health.start()
         log.info("recording %d cameras to %s storage", len(self.recorders), self.settings.storage.kind)
 
     def run(self, stop: threading.Event) -> None:
@@ -186,6 +192,8 @@ class EdgeAgent:
 
     def shutdown(self, drain_seconds: float = 60.0) -> int:
         """Close every camera's current segment and upload the spool; returns segments left spooled."""
+        if self._health is not None:
+            self._health.stop()
         for recorder in self.recorders:
             recorder.request_stop()
         for recorder in self.recorders:

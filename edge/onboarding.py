@@ -8,13 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from jifang.errors import CameraError
+from jifang.errors import CameraClockSkewError, CameraError
 from jifang.registry import NewCamera, Registry
 from recorder.ffmpeg import check_stream, url_with_credentials
 
 log = logging.getLogger("jifang.onboarding")
 
 CLOCK_TOLERANCE_SECONDS = 2.0  # segment times and evidence depend on the camera clock
+CLOCK_REFUSAL_SECONDS = 60.0  # beyond this the camera's own timestamps (OSD, events) would mislead
 
 
 @dataclass
@@ -48,14 +49,19 @@ def from_probe(endpoint: str, username: str, password: str, timeout: float = 5.0
 
 
 def register(registry: Registry, camera: NewCamera, actor: str, at: datetime, ffprobe: str = "ffprobe",
-             check: Callable[[str, str, str], None] | None = None, stream_check: bool = True) -> Registration:
-    """Check the stream (a short ffprobe) and the clock, then store. Nothing is stored when a check fails."""
+             check: Callable[[str, str, str], None] | None = None, stream_check: bool = True,
+             allow_clock_offset: bool = False) -> Registration:
+    """Check the clock and the stream (a short ffprobe), then store. Nothing is stored when a check fails."""
     warnings = []
+    offset = camera.clock_offset_seconds
+    if offset is not None and abs(offset) > CLOCK_REFUSAL_SECONDS and not allow_clock_offset:
+        raise CameraClockSkewError(
+            f"camera {camera.onvif_endpoint or camera.id}: its clock is {offset:+.0f} s off — set its NTP server "
+            "and probe again (or register anyway with --allow-clock-offset)")
     if stream_check:
         url = url_with_credentials(camera.main_rtsp_url, camera.username or None, camera.password)
         (check or (lambda probe_tool, cid, u: check_stream(probe_tool, cid, u, timeout_s=8.0)))(
             ffprobe, camera.id, url)
-    offset = camera.clock_offset_seconds
     if offset is not None and abs(offset) > CLOCK_TOLERANCE_SECONDS:
         warnings.append(f"camera {camera.id}: its clock is {offset:+.1f} s off; segment times and evidence come "
                         "from the recorder's clock, but fix the camera's NTP setting")

@@ -59,12 +59,19 @@ def cmd_sim_camera(args: argparse.Namespace) -> int:
         password = os.environ.get(args.password_env or "", None) if args.password_env else None
         if password is None:
             raise JifangError("--user needs --password-env VAR naming an environment variable with the password")
+    if args.discovery_port is not None and args.onvif_port is None:
+        raise JifangError("--discovery-port needs --onvif-port")
     camera = SimCamera(path=args.path, port=args.port, host=args.host, video=args.video, pattern=args.pattern,
-                       width=args.width,
+                       onvif_port=args.onvif_port, discovery_port=args.discovery_port,
+                       clock_offset_seconds=args.clock_offset, width=args.width,
                        height=args.height, fps=args.fps, bitrate_kbps=args.bitrate, user=args.user,
                        password=password)
     url = camera.start()
     print(f"serving {url}" + (f" (user {args.user})" if args.user else ""), flush=True)
+    if camera.onvif is not None:
+        print(f"onvif {camera.onvif.xaddr}", flush=True)  # type: ignore[attr-defined]
+        if camera.discovery_port is not None:
+            print(f"ws-discovery udp://{args.host}:{camera.discovery_port}", flush=True)
     stop = stop_on_signals()
     while not stop.wait(1):
         if camera.process is not None and camera.process.poll() is not None:
@@ -288,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     cam.add_argument("--bitrate", type=int, default=1000, help="kbit/s")
     cam.add_argument("--user", help="require RTSP basic auth with this user")
     cam.add_argument("--password-env", help="environment variable holding the password for --user")
+    cam.add_argument("--onvif-port", type=int, default=None, help="also speak ONVIF on this port (0: any free)")
+    cam.add_argument("--discovery-port", type=int, default=None,
+                     help="answer WS-Discovery probes (unicast) on this UDP port (0: any free; 3702 is standard)")
+    cam.add_argument("--clock-offset", type=float, default=0.0, help="simulated camera clock error in seconds")
     cam.set_defaults(func=cmd_sim_camera)
 
     config = sub.add_parser("config", help="configuration").add_subparsers(dest="config_command", required=True)

@@ -95,9 +95,8 @@ def cmd_team_add(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from edge.onvif.client import probe
-
     from edge.onboarding import split_host_port
+    from edge.onvif.client import probe
 
     host, port = split_host_port(args.endpoint)
     result = probe(host, port, args.user or "", _read_password(args), timeout=args.timeout)
@@ -132,7 +131,7 @@ def cmd_camera_add(args: argparse.Namespace) -> int:
     camera.id, camera.name, camera.grid, camera.tier = args.id, args.name, args.grid, args.tier
     camera.location, camera.purpose, camera.signage = args.location, args.purpose, args.signage == "yes"
     outcome = register(registry, camera, actor=args.by, at=datetime.now(UTC), ffprobe=settings.recorder.ffprobe,
-                       stream_check=not args.no_stream_check)
+                       stream_check=not args.no_stream_check, allow_clock_offset=args.allow_clock_offset)
     for warning in outcome.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"camera {camera.id} {camera.name} registered in grid {camera.grid} ({camera.tier})")
@@ -242,6 +241,8 @@ def register_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     add.add_argument("--purpose", default="", help="purpose of the point (required for key points)")
     add.add_argument("--by", default=os.environ.get("USER", "technician"), help="who registers it")
     add.add_argument("--no-stream-check", action="store_true", help="skip opening the RTSP stream")
+    add.add_argument("--allow-clock-offset", action="store_true",
+                     help="register even when the camera clock is more than 60 s off")
     add.set_defaults(func=cmd_camera_add)
 
     lst = with_config(cam.add_parser("list", help="registered cameras"))

@@ -37,8 +37,12 @@ class SimCamera:
     bitrate_kbps: int = 1000
     user: str | None = None
     password: str | None = None
+    onvif_port: int | None = None  # also speak ONVIF on this HTTP port (0: any free port)
+    discovery_port: int | None = None  # and answer WS-Discovery probes (unicast) on this UDP port
+    clock_offset_seconds: float = 0.0  # the simulated camera's clock error
     url: str = ""
     process: subprocess.Popen | None = field(default=None, repr=False)
+    onvif: object | None = field(default=None, repr=False)
 
     def command(self) -> list[str]:
         command = [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--host", self.host, "--port", str(self.port),
@@ -83,10 +87,25 @@ class SimCamera:
         self.url = ready[0].split(" ", 1)[1]
         for pipe in (self.process.stdout, self.process.stderr):  # keep draining so the server never blocks
             threading.Thread(target=_drain, args=(pipe,), daemon=True).start()
+        if self.onvif_port is not None:
+            from edge.onvif.simulator import OnvifSimulator
+
+            # ONVIF clients get the stream URL without credentials, like from a real camera
+            simulator = OnvifSimulator(rtsp_url=self.url, host=self.host, port=self.onvif_port,
+                                       username=self.user or "admin", password=self.password or "admin",
+                                       clock_offset_seconds=self.clock_offset_seconds,
+                                       discovery_port=self.discovery_port, serial=f"SIM-{self.path}")
+            simulator.start()
+            self.onvif = simulator
+            self.onvif_port = simulator.port
+            self.discovery_port = simulator.discovery_port
         self.port = int(self.url.rsplit(":", 1)[1].split("/", 1)[0])
         return self.url
 
     def stop(self) -> None:
+        if self.onvif is not None:
+            self.onvif.stop()  # type: ignore[attr-defined]
+            self.onvif = None
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
