@@ -3,8 +3,21 @@ terminate-then-kill stop."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import signal
 import subprocess
 import threading
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` for children that must not outlive the agent: when the thread that started them dies
+    (even by SIGKILL) the kernel sends them SIGTERM, and ffmpeg closes its segment. Without this, an orphaned
+    ffmpeg would keep recording a camera another agent (or the restarted one) records too."""
+    with contextlib.suppress(OSError):  # not Linux/glibc: nothing to arm
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Backoff:

@@ -25,7 +25,7 @@ from jifang.config import CameraConfig, RecorderConfig
 from jifang.db import Catalog
 from jifang.domain import GapCause
 from jifang.errors import CameraUnauthorizedError, CameraUnreachableError
-from jifang.supervision import Backoff, stop_process
+from jifang.supervision import Backoff, die_with_parent, stop_process
 from recorder.ffmpeg import INPUT_START, classify_failure, record_command, redact, url_with_credentials
 from recorder.metrics import RecorderMetrics
 from recorder.runs import RunFolder
@@ -142,7 +142,8 @@ class CameraRecorder:
         try:
             # own session: a Ctrl-C or a cgroup-wide SIGTERM reaches the agent, which stops ffmpeg in order
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
+                                       stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True,
+                                       preexec_fn=die_with_parent)
         except OSError as exc:
             run.remove()
             return [f"cannot start {self.config.ffmpeg}: {exc.strerror}"]

@@ -1,0 +1,1 @@
+"""ONVIF onboarding: camera probe, WS-Discovery and a camera simulator for demos and tests."""
