@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   ffmpeg python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad
-  gstreamer1.0-libav gstreamer1.0-x postgresql prometheus
+  gstreamer1.0-libav gstreamer1.0-x postgresql prometheus nodejs npm
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -32,4 +32,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
+# a third-party ONVIF camera simulator for the onboarding tests; --no-deps: its metadata asks for
+# opencv-python, which the tests do not need (they use its ONVIF side only)
+.venv/bin/python -m pip install -q --no-deps ipycam==1.3.0
+# an independent ONVIF client (npm onvif), proving our simulator speaks real ONVIF
+npm ci --silent --no-audit --no-fund --prefix tests/onvif_npm
 echo "jifang installed: .venv/bin/jifang"
