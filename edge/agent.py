@@ -9,7 +9,9 @@ deadline, and what is left stays spooled for the next start.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +19,7 @@ from datetime import datetime
 
 from prometheus_client import start_http_server
 
+from edge.fleet import FleetMember
 from jifang.config import CameraConfig, Settings
 from jifang.db import Catalog
 from jifang.errors import (
@@ -54,7 +57,7 @@ def connect_store(settings: Settings, clock: Callable[[], datetime] = utc_now,
 
 class EdgeAgent:
     def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now,
-                 metrics: RecorderMetrics | None = None, preflight: bool = True) -> None:
+                 metrics: RecorderMetrics | None = None, preflight: bool = True, agent_id: str | None = None) -> None:
         self.settings = settings
         self.clock = clock
         self.metrics = metrics or RecorderMetrics()
@@ -65,7 +68,12 @@ class EdgeAgent:
         self.registry: Registry | None = None
         self._health = None
         self.uploader: Uploader | None = None
-        self.recorders: list[CameraRecorder] = []
+        self.recorders: dict[str, CameraRecorder] = {}  # running, by camera ID
+        self.fleet: FleetMember | None = None
+        self._eligible: dict[str, CameraConfig] = {}
+        self._passwords_by_camera: dict[str, str | None] = {}
+        self._sink: SegmentSink | None = None
+        self.agent_id = agent_id or os.environ.get("JIFANG_AGENT_ID") or f"{socket.gethostname()}:{os.getpid()}"
         self.metrics_port: int | None = None
         self._metrics_server = None
 
@@ -90,17 +98,33 @@ class EdgeAgent:
         self.spool = Spool(self.settings.recorder.spool_dir)
         self.uploader = Uploader(self.store, self.catalog, self.spool, self.metrics, self.clock,
                                  self.settings.recorder.spool_max_bytes)
-        sink = SegmentSink(self.spool, self.catalog, self.metrics, self.uploader.enqueue,
-                           self.settings.recorder.ffprobe, self.clock)
-        for camera in self.settings.cameras:
-            if not camera.enabled:
-                continue
-            self.recorders.append(CameraRecorder(
-                camera, camera.grid, self.settings.recorder, sink, self.catalog, self.metrics,
-                self.spool.recording_dir / camera.id, passwords[camera.id], self.clock,
-                on_status=self._status_changed,
-            ))
+        self._sink = SegmentSink(self.spool, self.catalog, self.metrics, self.uploader.enqueue,
+                                 self.settings.recorder.ffprobe, self.clock)
+        self._passwords_by_camera = passwords
+        # cameras pinned to another site are left to that site's agents
+        self._eligible = {c.id: c for c in self.settings.cameras
+                          if c.enabled and (c.site is None or c.site == self.settings.site)}
         self._recover()
+
+    def _make_recorder(self, camera_id: str) -> CameraRecorder:
+        assert self.spool is not None and self._sink is not None
+        camera = self._eligible[camera_id]
+        return CameraRecorder(camera, camera.grid, self.settings.recorder, self._sink, self.catalog, self.metrics,
+                              self.spool.recording_dir / camera.id, self._passwords_by_camera.get(camera.id),
+                              self.clock, on_status=self._status_changed)
+
+    def _start_camera(self, camera_id: str) -> None:
+        if camera_id in self.recorders:
+            return
+        recorder = self._make_recorder(camera_id)
+        self.recorders[camera_id] = recorder
+        recorder.start()
+
+    def _stop_camera(self, camera_id: str) -> None:
+        recorder = self.recorders.pop(camera_id, None)
+        if recorder is not None:
+            recorder.request_stop()
+            recorder.join(30)
 
     def _status_changed(self, camera_id: str, status: str, detail: str) -> None:
         try:
@@ -133,7 +157,14 @@ class EdgeAgent:
 
     def _recover(self) -> None:
         assert self.uploader is not None and self.spool is not None
-        saved = sum(recorder.recover_previous_runs() for recorder in self.recorders)
+        saved = 0
+        for camera_id in self._eligible:
+            if (self.spool.recording_dir / camera_id).is_dir():
+                saved += self._make_recorder(camera_id).recover_previous_runs()
+        for folder in self.spool.recording_dir.iterdir():
+            if folder.is_dir() and folder.name not in self._eligible and any(folder.glob("run-*")):
+                log.warning("%s holds recordings of camera %s, which this agent no longer records; they are kept "
+                            "until it does", folder, folder.name)
         if saved:
             log.info("spooled %d segments left by a previous run", saved)
         for manifest in self.spool.orphan_manifests():
@@ -174,14 +205,21 @@ class EdgeAgent:
     def start(self) -> None:
         assert self.uploader is not None
         self.uploader.start()
-        for recorder in self.recorders:
-            recorder.start()
+        lease_seconds = self.settings.recorder.lease_seconds
+        if lease_seconds is None:
+            for camera_id in self._eligible:
+                self._start_camera(camera_id)
+        else:
+            self.fleet = FleetMember(self.catalog, self.agent_id, self.settings.site, sorted(self._eligible),
+                                     lease_seconds, self.clock, self._start_camera, self._stop_camera)
+            self.fleet.start()
         if self.registry is not None and any(c.onvif_endpoint for c in self.registry.cameras(enabled_only=True)):
             from edge.health import HealthChecker
 
             self._health = HealthChecker(self.registry, self.clock)
             self._health.start()
-        log.info("recording %d cameras to %s storage", len(self.recorders), self.settings.storage.kind)
+        log.info("recording %d of %d cameras to %s storage%s", len(self.recorders), len(self._eligible),
+                 self.settings.storage.kind, f" (fleet member {self.agent_id})" if self.fleet else "")
 
     def run(self, stop: threading.Event) -> None:
         self.start()
@@ -194,10 +232,14 @@ class EdgeAgent:
         """Close every camera's current segment and upload the spool; returns segments left spooled."""
         if self._health is not None:
             self._health.stop()
-        for recorder in self.recorders:
+        if self.fleet is not None:
+            self.fleet.stop()  # stops its cameras and hands their leases back
+        recorders = list(self.recorders.values())
+        for recorder in recorders:
             recorder.request_stop()
-        for recorder in self.recorders:
+        for recorder in recorders:
             recorder.join(30)
+        self.recorders.clear()
         left = self.uploader.stop(drain_seconds) if self.uploader else 0
         if left:
             log.warning("%d segments stay in the spool and upload at the next start", left)

@@ -41,7 +41,7 @@ def cmd_edge_run(args: argparse.Namespace) -> int:
     from jifang.config import load_settings
 
     settings = load_settings(args.config)
-    agent = EdgeAgent(settings, preflight=not args.no_check)
+    agent = EdgeAgent(settings, preflight=not args.no_check, agent_id=args.agent_id)
     agent.open()
     port = agent.serve_metrics(args.metrics_host, args.metrics_port)
     print(f"metrics: http://{args.metrics_host or settings.metrics.host}:{port}/metrics", flush=True)
@@ -277,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-port", type=int, default=None, help="Prometheus metrics port (default from config)")
     run.add_argument("--metrics-host", default=None, help="metrics bind address (default from config)")
     run.add_argument("--no-check", action="store_true", help="skip the start-up stream check of each camera")
+    run.add_argument("--agent-id", help="name of this agent in the fleet (default: $JIFANG_AGENT_ID, else host:pid)")
     run.set_defaults(func=cmd_edge_run)
 
     sim = sub.add_parser("sim", help="simulators").add_subparsers(dest="sim_command", required=True)

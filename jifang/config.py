@@ -69,6 +69,7 @@ class CameraConfig(Model):
     username: str | None = Field(None, description="RTSP user name")
     password: SecretRef | None = Field(None, description="RTSP password reference: {env: VAR} or {file: PATH}")
     enabled: bool = Field(True, description="record this camera")
+    site: str | None = Field(None, description="only agents of this site record the camera (none: any agent)")
     registered_at: datetime | None = Field(
         None, description="when the point was registered (ISO 8601); before it, no coverage is required")
 
@@ -133,6 +134,9 @@ class RecorderConfig(Model):
     spool_dir: Path = Field(Path("jifang-data/spool"), description="local spool for segments before upload")
     spool_max_bytes: int = Field(10 * 1024**3, gt=0, description="spool size that raises the spool-full alarm")
     backoff_max_seconds: float = Field(60, gt=0, description="cap of the reconnect backoff")
+    lease_seconds: float | None = Field(
+        None, ge=3, description="share the cameras with other agents of the same site through leases in the "
+        "database, valid this long (none: this agent records every camera)")
     ffmpeg: str = Field("ffmpeg", description="ffmpeg executable")
     ffprobe: str = Field("ffprobe", description="ffprobe executable")
 

@@ -219,3 +219,24 @@ class CameraRow(Base):
     status_detail: Mapped[str] = mapped_column(String(500), default="")
     status_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     clock_offset_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class AgentRow(Base):
+    """An edge agent of the fleet and its last heartbeat."""
+
+    __tablename__ = "agents"
+
+    agent_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    site: Mapped[str] = mapped_column(String(64))
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CameraLease(Base):
+    """Which agent records a camera, until when. Exactly one row per camera: an agent takes a camera by
+    inserting the row or by updating it once it has expired."""
+
+    __tablename__ = "camera_leases"
+
+    camera_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
