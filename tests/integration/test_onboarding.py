@@ -106,3 +106,20 @@ def test_bad_cameras_are_refused_with_specific_messages(site, case: str) -> None
     assert message.startswith("jifang: error: ") and expected in message, message
     assert "Cam3ra!pw" not in done.stderr
     assert json.loads(jifang(env, "camera", "list", "--config", str(config), "--json").stdout) == []
+
+
+def test_discovery_finds_two_cameras_and_marks_the_registered_one(site) -> None:  # type: ignore[no-untyped-def]
+    config, env = site
+    assert jifang(env, "grid", "add", "--config", str(config), "--code", GRID, "--name", "g").returncode == 0
+    with SimCamera(path="a", onvif_port=0, discovery_port=0) as first, \
+            SimCamera(path="b", onvif_port=0, discovery_port=0) as second:
+        env = {**env, "ADMIN_PW": "admin"}
+        added = jifang(env, "camera", "add", "--config", str(config), "--from-probe", f"127.0.0.1:{first.onvif_port}",
+                       "--user", "admin", "--password-env", "ADMIN_PW", "--id", CAMERA, "--name", "a", "--grid", GRID,
+                       "--tier", "general")
+        assert added.returncode == 0, added.stderr
+        found = jifang(env, "camera", "discover", "--no-multicast", "--timeout", "2", "--config", str(config), "--json",
+                       "--host", f"127.0.0.1:{first.discovery_port}", "--host", f"127.0.0.1:{second.discovery_port}")
+    assert found.returncode == 0, found.stderr
+    devices = {d["endpoint"]: d["registered"] for d in json.loads(found.stdout)}
+    assert devices == {f"127.0.0.1:{first.onvif_port}": True, f"127.0.0.1:{second.onvif_port}": False}
