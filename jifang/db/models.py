@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, Float, Index, Integer, String, TypeDecorator
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -183,7 +195,7 @@ class TeamMemberRow(Base):
     __tablename__ = "team_members"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    grid: Mapped[str] = mapped_column(String(32))
+    grid: Mapped[str] = mapped_column(String(32), index=True)
     name: Mapped[str] = mapped_column(String(64))
     role: Mapped[str] = mapped_column(String(16))  # 网格长 | 网格指导员 | 专职网格员 | 网格业务指导员 | 兼职网格员
     phone: Mapped[str] = mapped_column(String(32), default="")
@@ -240,3 +252,108 @@ class CameraLease(Base):
     camera_id: Mapped[str] = mapped_column(String(20), primary_key=True)
     agent_id: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WatchlistEntry(Base):
+    """A person (face) or vehicle (plate) to watch for, with its Appendix A category and why."""
+
+    __tablename__ = "watchlist_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # plate | face
+    name: Mapped[str] = mapped_column(String(100))
+    plate: Mapped[str] = mapped_column(String(16), default="")  # normalised plate text, for plates
+    category: Mapped[str] = mapped_column(String(16))
+    subcategory: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(500))
+    owner: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class WatchlistEmbedding(Base):
+    __tablename__ = "watchlist_embeddings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(Integer, index=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, L2-normalised
+    source: Mapped[str] = mapped_column(String(255), default="")
+
+
+class IncidentRow(Base):
+    """An Appendix A incident report (from a recognition hit or entered by a grid worker)."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    category: Mapped[str] = mapped_column(String(16))
+    subcategory: Mapped[str] = mapped_column(String(16))
+    gbt31000_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    grid: Mapped[str] = mapped_column(String(32), index=True)
+    camera_id: Mapped[str] = mapped_column(String(20))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(8))  # plate | face | manual
+    summary: Mapped[str] = mapped_column(String(500))
+    details: Mapped[str] = mapped_column(Text)  # JSON: recognition details and evidence keys
+    state: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class IncidentStep(Base):
+    """One step of an incident's life (上报 → 受理 → 分派 → 处置 → 反馈 → 办结), with who and when."""
+
+    __tablename__ = "incident_steps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(Integer, index=True)
+    state: Mapped[str] = mapped_column(String(8))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(String(1000), default="")
+    assignee: Mapped[str] = mapped_column(String(64), default="")
+
+
+class IncidentRecipient(Base):
+    __tablename__ = "incident_recipients"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(Integer, index=True)
+    member_id: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    rank: Mapped[int] = mapped_column(Integer)
+
+
+class Delivery(Base):
+    """Outbox: one row per incident and channel, retried until delivered; failures stay visible."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(Integer, index=True)
+    channel: Mapped[str] = mapped_column(String(300))  # mqtt | webhook:<url>
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+
+
+class Sighting(Base):
+    """Every recognition sighting, hit or not; kept for its image tier only."""
+
+    __tablename__ = "sightings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    camera_id: Mapped[str] = mapped_column(String(20), index=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    text: Mapped[str] = mapped_column(String(32), default="")  # plate text
+    valid: Mapped[bool] = mapped_column(Boolean, default=True)
+    color: Mapped[str] = mapped_column(String(8), default="")
+    confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    entry_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    similarity: Mapped[float | None] = mapped_column(Float, nullable=True)
+    crop_key: Mapped[str] = mapped_column(String(255), default="")
+    incident_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    retain_until: Mapped[datetime] = mapped_column(UTCDateTime())
