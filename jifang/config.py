@@ -70,6 +70,9 @@ class CameraConfig(Model):
     password: SecretRef | None = Field(None, description="RTSP password reference: {env: VAR} or {file: PATH}")
     enabled: bool = Field(True, description="record this camera")
     site: str | None = Field(None, description="only agents of this site record the camera (none: any agent)")
+    sub_rtsp_url: str | None = Field(None, description="sub stream for recognition (default: the main stream)")
+    recognize: list[Literal["plate", "face"]] = Field(default_factory=list,
+                                                      description="recognition at this point: plate, face")
     registered_at: datetime | None = Field(
         None, description="when the point was registered (ISO 8601); before it, no coverage is required")
 
@@ -188,6 +191,31 @@ class RegistryConfig(Model):
                            "(default: env JIFANG_REGISTRY_KEY)")
 
 
+class MqttConfig(Model):
+    host: str = Field("127.0.0.1", description="MQTT broker host")
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretRef | None = Field(None, description="broker password reference")
+    tls: bool = Field(False, description="use TLS")
+
+
+class WebhookConfig(Model):
+    url: str = Field(description="URL incidents are POSTed to (JSON)")
+    secret: SecretRef = Field(description="HMAC-SHA256 signing secret reference")
+
+
+class RecognitionConfig(Model):
+    models_dir: Path = Field(Path("jifang-data/models"), description="folder filled by 'jifang models fetch'")
+    face_threshold: float = Field(0.36, gt=0, lt=1, description="cosine similarity for a face watchlist hit")
+    plate_fuzzy: bool = Field(True, description="also match plates differing by one OCR-confusable character")
+    evidence_seconds: float = Field(15, ge=0, description="video kept under legal hold around a hit")
+    routing_roles: list[str] = Field(default_factory=lambda: ["专职网格员", "网格长", "网格指导员", "网格业务指导员",
+                                                              "兼职网格员"],
+                                     description="team roles an incident is routed to, in order")
+    mqtt: MqttConfig | None = Field(None, description="publish incidents to jifang/grid/<grid>/incident (QoS 1)")
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+
+
 class MetricsConfig(Model):
     host: str = Field("127.0.0.1", description="address the Prometheus metrics endpoint binds")
     port: int = Field(9108, ge=0, le=65535, description="metrics port (0: any free port)")
@@ -202,6 +230,7 @@ class Settings(Model):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    recognition: RecognitionConfig = Field(default_factory=RecognitionConfig)
     grids: list[GridConfig] = Field(default_factory=list)
     cameras: list[CameraConfig] = Field(default_factory=list)
 

@@ -28,6 +28,9 @@ class RetentionMetrics:
         self.leader = Gauge("jifang_retention_leader", "1 while this process runs the retention jobs", registry=r)
 
     def publish(self, audits: list[PointAudit]) -> None:
+        # start from empty label sets: a camera whose tier changed or that was removed must not keep its old series
+        for gauge in (self.compliant, self.coverage, self.gap_seconds, self.lock_margin):
+            gauge.clear()
         for audit in audits:
             self.compliant.labels(audit.camera, audit.tier).set(1 if audit.compliant else 0)
             self.coverage.labels(audit.camera).set(audit.coverage)

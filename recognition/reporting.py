@@ -1,0 +1,156 @@
+"""Turning a watchlist hit into an Appendix A incident report: evidence stored under the image tier and held,
+the covering video held, the grid's team chosen by role, and one outbox row per delivery channel."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from jifang.config import CameraConfig, Settings
+from jifang.db import Catalog
+from jifang.db.models import Delivery, IncidentRecipient, IncidentRow, IncidentStep, Sighting, TeamMemberRow
+from jifang.domain import ObjectMeta, utc_stamp
+from jifang.incidents import State, gbt31000_code
+from jifang.store import ObjectStore
+from jifang.tiers import MediaKind, retain_until
+from recognition.watchlist import Hit
+
+log = logging.getLogger("jifang.incidents")
+
+
+@dataclass
+class Observation:
+    """What a pipeline saw: a plate read or a face, with its evidence images (JPEG bytes)."""
+
+    kind: str  # plate | face
+    camera: CameraConfig
+    seen_at: datetime
+    crop_jpeg: bytes
+    frame_jpeg: bytes
+    text: str = ""
+    valid: bool = True
+    color: str = ""
+    confidence: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def image_key(camera_id: str, at: datetime, kind: str) -> str:
+    return f"images/{camera_id}/{at:%Y/%m/%d}/{utc_stamp(at)}-{kind}.jpg"
+
+
+class IncidentReporter:
+    def __init__(self, settings: Settings, catalog: Catalog, store: ObjectStore, clock: Callable[[], datetime],
+                 hold: Callable[[str, datetime, datetime, str], object] | None = None) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.store = store
+        self.clock = clock
+        self.hold = hold  # RetentionService.hold-like: (camera, start, end, reason) -> hold
+
+    def _put_image(self, camera: CameraConfig, at: datetime, kind: str, data: bytes, held: bool) -> str:
+        key = image_key(camera.id, at, kind)
+        with tempfile.NamedTemporaryFile(suffix=".jpg") as tmp:
+            Path(tmp.name).write_bytes(data)
+            meta = ObjectMeta(camera.id, camera.grid, camera.tier, at, at, hashlib.sha256(data).hexdigest())
+            self.store.put(MediaKind.IMAGE, key, Path(tmp.name), meta, retain_until(at, camera.tier, MediaKind.IMAGE))
+        if held:
+            self.store.set_legal_hold(MediaKind.IMAGE, key, True)
+        return key
+
+    def record(self, observation: Observation, hit: Hit | None) -> Sighting:
+        """Store a sighting (hit or not); a hit also becomes an incident."""
+        camera, at = observation.camera, observation.seen_at
+        keep = retain_until(at, camera.tier, MediaKind.IMAGE)
+        crop_key = ""
+        if hit is not None or observation.kind == "plate":
+            # face crops of non-matches are not kept at all; plate crops are kept for their image tier
+            crop_key = self._put_image(camera, at, f"{observation.kind}-crop", observation.crop_jpeg, hit is not None)
+        with self.catalog.session() as session:
+            sighting = Sighting(kind=observation.kind, camera_id=camera.id, seen_at=at, text=observation.text,
+                                valid=observation.valid, color=observation.color, confidence=observation.confidence,
+                                entry_id=hit.entry.id if hit else None, similarity=hit.similarity if hit else None,
+                                crop_key=crop_key, retain_until=keep)
+            session.add(sighting)
+            session.commit()
+        if hit is not None:
+            incident = self._incident(observation, hit, crop_key)
+            with self.catalog.session() as session:
+                row = session.get(Sighting, sighting.id)
+                row.incident_id = incident.id
+                session.commit()
+                sighting.incident_id = incident.id
+        return sighting
+
+    def _incident(self, observation: Observation, hit: Hit, crop_key: str) -> IncidentRow:
+        camera, at, entry = observation.camera, observation.seen_at, hit.entry
+        frame_key = self._put_image(camera, at, f"{observation.kind}-frame", observation.frame_jpeg, True)
+        window = timedelta(seconds=self.settings.recognition.evidence_seconds)
+        if self.hold is not None:
+            self.hold(camera.id, at - window, at + window,
+                      f"incident evidence: {entry.category}/{entry.subcategory} {entry.name}")
+        what = f"plate {observation.text}" if observation.kind == "plate" else f"face of {entry.name}"
+        details = {
+            "watchlist": {"id": entry.id, "name": entry.name, "reason": entry.reason, "owner": entry.owner},
+            "recognition": {"kind": observation.kind, "text": observation.text, "color": observation.color,
+                            "confidence": observation.confidence, "similarity": round(hit.similarity, 4),
+                            "fuzzy": hit.fuzzy, **observation.extra},
+            "evidence": {"crop": crop_key, "frame": frame_key, "bucket": "jifang-images",
+                         "video": {"camera": camera.id, "from": (at - window).isoformat(),
+                                   "to": (at + window).isoformat(), "offset_of_hit_seconds": window.total_seconds()}},
+            "camera": {"id": camera.id, "name": camera.name, "tier": str(camera.tier)},
+        }
+        now = self.clock()
+        with self.catalog.session() as session:
+            incident = IncidentRow(category=entry.category, subcategory=entry.subcategory,
+                                   gbt31000_code=gbt31000_code(entry.category, entry.subcategory), grid=camera.grid,
+                                   camera_id=camera.id, occurred_at=at, kind=observation.kind,
+                                   summary=f"{camera.name}: {what} ({entry.category}/{entry.subcategory})",
+                                   details=json.dumps(details, ensure_ascii=False), state=str(State.REPORTED),
+                                   created_at=now)
+            session.add(incident)
+            session.flush()
+            session.add(IncidentStep(incident_id=incident.id, state=str(State.REPORTED), at=now, actor="system",
+                                     note=f"recognition hit: {what}", assignee=""))
+            roles = self.settings.recognition.routing_roles
+            members = [m for m in session.scalars(select(TeamMemberRow).where(TeamMemberRow.grid == camera.grid))
+                       if m.role in roles]
+            members.sort(key=lambda m: (roles.index(m.role), m.id))
+            for rank, member in enumerate(members, start=1):
+                session.add(IncidentRecipient(incident_id=incident.id, member_id=member.id, name=member.name,
+                                              role=member.role, rank=rank))
+            channels = (["mqtt"] if self.settings.recognition.mqtt else []) + [
+                f"webhook:{hook.url}" for hook in self.settings.recognition.webhooks]
+            for channel in channels:
+                session.add(Delivery(incident_id=incident.id, channel=channel, attempts=0, next_attempt_at=now,
+                                     last_error=""))
+            session.commit()
+        log.warning("incident %d reported in grid %s: %s", incident.id, camera.grid, incident.summary)
+        return incident
+
+
+def incident_document(catalog: Catalog, incident_id: int) -> dict:
+    """The JSON an incident is delivered and exported as."""
+    with catalog.session() as session:
+        row = session.get(IncidentRow, incident_id)
+        if row is None:
+            raise KeyError(incident_id)
+        steps = list(session.scalars(select(IncidentStep).where(IncidentStep.incident_id == incident_id)
+                                     .order_by(IncidentStep.id)))
+        recipients = list(session.scalars(select(IncidentRecipient).where(
+            IncidentRecipient.incident_id == incident_id).order_by(IncidentRecipient.rank)))
+    return {
+        "id": row.id, "category": row.category, "subcategory": row.subcategory, "gbt31000_code": row.gbt31000_code,
+        "grid": row.grid, "camera": row.camera_id, "occurred_at": row.occurred_at.isoformat(), "kind": row.kind,
+        "summary": row.summary, "state": row.state, **json.loads(row.details),
+        "steps": [{"state": s.state, "at": s.at.isoformat(), "actor": s.actor, "note": s.note,
+                   "assignee": s.assignee} for s in steps],
+        "recipients": [{"name": r.name, "role": r.role, "rank": r.rank} for r in recipients],
+    }
