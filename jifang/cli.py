@@ -355,8 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
     rrun.set_defaults(func=cmd_retention_run)
 
     from jifang.cli_registry import register_commands
+    from recognition.cli import register_commands as register_recognition
 
     register_commands(sub)
+    register_recognition(sub)
 
     catalog = sub.add_parser("catalog", help="read the segment catalog")
     catalog.add_argument("what", choices=["segments", "gaps"])

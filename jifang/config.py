@@ -209,6 +209,8 @@ class RecognitionConfig(Model):
     face_threshold: float = Field(0.36, gt=0, lt=1, description="cosine similarity for a face watchlist hit")
     plate_fuzzy: bool = Field(True, description="also match plates differing by one OCR-confusable character")
     evidence_seconds: float = Field(15, ge=0, description="video kept under legal hold around a hit")
+    incident_cooldown_seconds: float = Field(300, ge=0, description="a new hit of the same entry at the same camera "
+                                             "within this time joins the open incident")
     routing_roles: list[str] = Field(default_factory=lambda: ["专职网格员", "网格长", "网格指导员", "网格业务指导员",
                                                               "兼职网格员"],
                                      description="team roles an incident is routed to, in order")

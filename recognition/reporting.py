@@ -81,13 +81,22 @@ class IncidentReporter:
             session.add(sighting)
             session.commit()
         if hit is not None:
-            incident = self._incident(observation, hit, crop_key)
+            incident = self._recent_incident(observation, hit) or self._incident(observation, hit, crop_key)
             with self.catalog.session() as session:
                 row = session.get(Sighting, sighting.id)
                 row.incident_id = incident.id
                 session.commit()
                 sighting.incident_id = incident.id
         return sighting
+
+    def _recent_incident(self, observation: Observation, hit: Hit) -> IncidentRow | None:
+        """The incident this camera already reported for the same entry within the cooldown: a person or car
+        that comes back within minutes is one incident with several sightings, not a stream of alerts."""
+        since = observation.seen_at - timedelta(seconds=self.settings.recognition.incident_cooldown_seconds)
+        with self.catalog.session() as session:
+            return session.scalar(select(IncidentRow).join(Sighting, Sighting.incident_id == IncidentRow.id).where(
+                IncidentRow.camera_id == observation.camera.id, Sighting.entry_id == hit.entry.id,
+                IncidentRow.occurred_at >= since).order_by(IncidentRow.id.desc()).limit(1))
 
     def _incident(self, observation: Observation, hit: Hit, crop_key: str) -> IncidentRow:
         camera, at, entry = observation.camera, observation.seen_at, hit.entry
@@ -154,3 +163,40 @@ def incident_document(catalog: Catalog, incident_id: int) -> dict:
                    "assignee": s.assignee} for s in steps],
         "recipients": [{"name": r.name, "role": r.role, "rank": r.rank} for r in recipients],
     }
+
+
+def advance(catalog: Catalog, incident_id: int, to: State | str, actor: str, at: datetime, note: str = "",
+            assignee: str = "") -> IncidentRow:
+    """Move an incident one step along 上报 → 受理 → 分派 → 处置 → 反馈 → 办结, recording who and when."""
+    from jifang.errors import ConfigError
+    from jifang.incidents import NEXT_STATE, can_move
+
+    target = State(to)
+    with catalog.session() as session:
+        row = session.get(IncidentRow, incident_id)
+        if row is None:
+            raise ConfigError(f"incident {incident_id} does not exist")
+        if not can_move(row.state, target):
+            expected = NEXT_STATE.get(State(row.state))
+            raise ConfigError(f"incident {incident_id} is {row.state}; its next step is "
+                              f"{expected.value if expected else 'none (closed)'}, not {target.value}")
+        if target is State.ASSIGNED and not assignee:
+            raise ConfigError("分派 (assign) needs the team member it is assigned to")
+        row.state = str(target)
+        session.add(IncidentStep(incident_id=incident_id, state=str(target), at=at, actor=actor, note=note,
+                                 assignee=assignee))
+        session.commit()
+        return row
+
+
+def incidents(catalog: Catalog, grid: str | None = None, state: str | None = None,
+              category: str | None = None) -> list[IncidentRow]:
+    with catalog.session() as session:
+        query = select(IncidentRow).order_by(IncidentRow.occurred_at.desc(), IncidentRow.id.desc())
+        if grid:
+            query = query.where(IncidentRow.grid == grid)
+        if state:
+            query = query.where(IncidentRow.state == state)
+        if category:
+            query = query.where(IncidentRow.category == category)
+        return list(session.scalars(query))

@@ -157,6 +157,10 @@ class Uploader:
         seg = item.segment
         try:
             self.store.put(MediaKind.VIDEO, seg.key, item.video, seg.meta(), seg.retain_until)
+            if self.catalog.held_over(seg.camera_id, seg.capture_start, seg.capture_end):
+                # evidence held before this segment reached the store (an incident while it was spooled)
+                self.store.set_legal_hold(MediaKind.VIDEO, seg.key, True)
+                self.catalog.mark_held(seg.key)
             self.catalog.mark_uploaded(seg.key, self.clock())
         except (ObjectConflictError, FileNotFoundError) as exc:
             # retrying cannot help: set it aside (kept, counted, in the gap ledger) so others are not blocked

@@ -174,7 +174,8 @@ class RetentionService:
         hold = self.ledger.add_hold(camera_id, start, end, reason, actor, now)
         rows = self.ledger.segments_in(camera_id, start, end)
         for row in rows:
-            self.store.set_legal_hold(MediaKind.VIDEO, row.key, True)
+            if row.uploaded_at is not None:  # segments still spooled are held by the uploader when they arrive
+                self.store.set_legal_hold(MediaKind.VIDEO, row.key, True)
         self.ledger.set_held(camera_id, start, end, True)
         self.ledger.audit(now, actor, "hold", f"camera {camera_id}",
                           f"hold {hold.id} {start.isoformat()}..{end.isoformat()} ({len(rows)} segments): {reason}")
@@ -190,7 +191,8 @@ class RetentionService:
         for row in self.ledger.segments_in(hold.camera_id, hold.start_at, hold.end_at):
             if any(h.start_at < row.end_at and h.end_at > row.start_at for h in others):
                 continue  # still under another hold
-            self.store.set_legal_hold(MediaKind.VIDEO, row.key, False)
+            if row.uploaded_at is not None:
+                self.store.set_legal_hold(MediaKind.VIDEO, row.key, False)
             self.ledger.set_held(hold.camera_id, row.start_at, row.end_at, False)
             released += 1
         self.ledger.audit(now, actor, "release", f"camera {hold.camera_id}",

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from jifang.db.models import CoverageDay, CoverageSpan, GapRow, SegmentRow
+from jifang.db.models import CoverageDay, CoverageSpan, GapRow, LegalHold, SegmentRow
 from jifang.domain import GapCause, Segment
 from jifang.errors import CatalogError, ObjectConflictError
 
@@ -134,6 +134,20 @@ class Catalog:
                 select(CoverageSpan).where(CoverageSpan.camera_id == camera_id, CoverageSpan.end_at > start,
                                            CoverageSpan.start_at < end).order_by(CoverageSpan.start_at)
             ))
+
+    def held_over(self, camera_id: str, start: datetime, end: datetime) -> bool:
+        """Whether an active legal hold covers any part of [start, end) for the camera."""
+        with self.session() as session:
+            return session.scalar(select(LegalHold.id).where(
+                LegalHold.camera_id == camera_id, LegalHold.released_at.is_(None),
+                LegalHold.start_at < end, LegalHold.end_at > start).limit(1)) is not None
+
+    def mark_held(self, key: str) -> None:
+        with self.session() as session:
+            row = session.scalar(select(SegmentRow).where(SegmentRow.key == key))
+            if row is not None and not row.held:
+                row.held = True
+                session.commit()
 
     def mark_uploaded(self, key: str, at: datetime) -> None:
         with self.session() as session:

@@ -1,0 +1,19 @@
+"""Prometheus metrics of recognition and incidents (names fixed by the recognition issue)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class RecognitionMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.frames = Counter("jifang_recognition_frames_total", "Frames analysed", ["camera", "kind"], registry=r)
+        self.skipped = Counter("jifang_recognition_frames_skipped_total", "Frames dropped because the models were "
+                               "busy (recording is never affected)", ["camera"], registry=r)
+        self.inference = Histogram("jifang_recognition_inference_seconds", "Time per frame per pipeline", ["model"],
+                                   buckets=(0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5), registry=r)
+        self.hits = Counter("jifang_recognition_hits_total", "Watchlist hits", ["kind", "category"], registry=r)
+        self.incidents = Counter("jifang_incidents_total", "Incidents reported or moved to a state",
+                                 ["category", "state"], registry=r)
