@@ -70,6 +70,9 @@ class EdgeAgent:
         self.uploader: Uploader | None = None
         self.recorders: dict[str, CameraRecorder] = {}  # running, by camera ID
         self.fleet: FleetMember | None = None
+        self.recognizers: dict = {}
+        self._recognition: dict | None = None
+        self._deliverer = None
         self._eligible: dict[str, CameraConfig] = {}
         self._passwords_by_camera: dict[str, str | None] = {}
         self._sink: SegmentSink | None = None
@@ -119,12 +122,68 @@ class EdgeAgent:
         recorder = self._make_recorder(camera_id)
         self.recorders[camera_id] = recorder
         recorder.start()
+        if self._eligible[camera_id].recognize:
+            self._start_recognition(camera_id)
 
     def _stop_camera(self, camera_id: str) -> None:
+        recognizer = self.recognizers.pop(camera_id, None)
+        if recognizer is not None:
+            recognizer.stop()
         recorder = self.recorders.pop(camera_id, None)
         if recorder is not None:
             recorder.request_stop()
             recorder.join(30)
+
+    def _start_recognition(self, camera_id: str) -> None:
+        """Plate and face recognition on the camera's sub-stream (models loaded once, on first use)."""
+        from recognition.runtime import CameraRecognizer
+        from recorder.ffmpeg import url_with_credentials
+
+        camera = self._eligible[camera_id]
+        pipelines = self._pipelines()
+        url = url_with_credentials(camera.sub_rtsp_url or camera.rtsp_url, camera.username,
+                                   self._passwords_by_camera.get(camera_id))
+        recognizer = CameraRecognizer(camera, url, self.settings, pipelines["reporter"], pipelines["watchlist"],
+                                      pipelines["metrics"], plate_reader=pipelines.get("plate"),
+                                      face_engine=pipelines.get("face"), clock=self.clock)
+        self.recognizers[camera_id] = recognizer
+        recognizer.start()
+
+    def _pipelines(self) -> dict:
+        if self._recognition is not None:
+            return self._recognition
+        from recognition.delivery import Deliverer
+        from recognition.metrics import RecognitionMetrics
+        from recognition.reporting import IncidentReporter
+        from recognition.watchlist import Watchlist
+        from retention.service import RetentionService
+
+        assert self.store is not None
+        retention = RetentionService(self.settings, self.catalog, self.store, self.clock)
+        pipelines: dict = {
+            "metrics": RecognitionMetrics(self.metrics.registry),
+            "watchlist": Watchlist(self.catalog),
+            "reporter": IncidentReporter(self.settings, self.catalog, self.store, self.clock,
+                                         hold=lambda cam, start, end, reason: retention.hold(
+                                             cam, start, end, reason, actor="system")),
+        }
+        kinds = {kind for camera in self._eligible.values() for kind in camera.recognize}
+        models = self.settings.recognition.models_dir
+        try:
+            if "plate" in kinds:
+                from recognition.plates.reader import PlateReader
+
+                pipelines["plate"] = PlateReader(models)
+            if "face" in kinds:
+                from recognition.faces.engine import FaceEngine
+
+                pipelines["face"] = FaceEngine(models / "packs" / "jifang_sface")
+        except Exception as exc:  # missing models: recording goes on, recognition is reported as unavailable
+            log.error("recognition unavailable (%s); run 'jifang models fetch --dir %s'", exc, models)
+        self._deliverer = Deliverer(self.settings, self.catalog, self.clock, self.metrics.registry)
+        self._deliverer.start()
+        self._recognition = pipelines
+        return pipelines
 
     def _status_changed(self, camera_id: str, status: str, detail: str) -> None:
         try:
@@ -234,6 +293,10 @@ class EdgeAgent:
             self._health.stop()
         if self.fleet is not None:
             self.fleet.stop()  # stops its cameras and hands their leases back
+        for camera_id in list(self.recognizers):
+            self.recognizers.pop(camera_id).stop()
+        if self._deliverer is not None:
+            self._deliverer.stop()
         recorders = list(self.recorders.values())
         for recorder in recorders:
             recorder.request_stop()
