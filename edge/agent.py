@@ -107,6 +107,8 @@ class EdgeAgent:
         # cameras pinned to another site are left to that site's agents
         self._eligible = {c.id: c for c in self.settings.cameras
                           if c.enabled and (c.site is None or c.site == self.settings.site)}
+        for camera in self._eligible.values():
+            self.metrics.camera_info.labels(camera.id, camera.grid, str(camera.tier), self.settings.site).set(1)
         self._recover()
 
     def _make_recorder(self, camera_id: str) -> CameraRecorder:

@@ -29,5 +29,7 @@ class RecorderMetrics:
         self.spool_bytes = Gauge("jifang_spool_bytes", "Bytes waiting in the spool", registry=r)
         self.spool_limit = Gauge("jifang_spool_limit_bytes", "Configured spool alarm size", registry=r)
         self.spool_full = Gauge("jifang_spool_full", "1 while the spool holds more than its limit", registry=r)
+        self.camera_info = Gauge("jifang_camera_info", "1 per camera, labelled with its grid, tier and site (join on "
+                                 "camera for per-grid views)", ["camera", "grid", "tier", "site"], registry=r)
         self.recorded_seconds = Counter("jifang_recorded_seconds_total", "Seconds of video spooled", ["camera"],
                                         registry=r)

@@ -25,13 +25,16 @@ class RetentionMetrics:
                                  "Unix time of the job's last failure", ["job"], registry=r)
         self.deleted = Counter("jifang_retention_objects_deleted_total", "Objects deleted after their maximum",
                                registry=r)
+        self.camera_info = Gauge("jifang_retention_point_info", "1 per audited point, labelled with its grid and tier",
+                                 ["camera", "grid", "tier"], registry=r)
         self.leader = Gauge("jifang_retention_leader", "1 while this process runs the retention jobs", registry=r)
 
     def publish(self, audits: list[PointAudit]) -> None:
         # start from empty label sets: a camera whose tier changed or that was removed must not keep its old series
-        for gauge in (self.compliant, self.coverage, self.gap_seconds, self.lock_margin):
+        for gauge in (self.compliant, self.coverage, self.gap_seconds, self.lock_margin, self.camera_info):
             gauge.clear()
         for audit in audits:
+            self.camera_info.labels(audit.camera, audit.grid, audit.tier).set(1)
             self.compliant.labels(audit.camera, audit.tier).set(1 if audit.compliant else 0)
             self.coverage.labels(audit.camera).set(audit.coverage)
             per_cause: dict[str, float] = {}
