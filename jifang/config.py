@@ -206,7 +206,8 @@ class WebhookConfig(Model):
 
 class RecognitionConfig(Model):
     models_dir: Path = Field(Path("jifang-data/models"), description="folder filled by 'jifang models fetch'")
-    face_threshold: float = Field(0.36, gt=0, lt=1, description="cosine similarity for a face watchlist hit")
+    face_threshold: float = Field(0.54, gt=0, lt=1, description="cosine similarity for a face watchlist hit "
+                                  "(measured: bench/recognition_bench_faces.py)")
     plate_fuzzy: bool = Field(True, description="also match plates differing by one OCR-confusable character")
     evidence_seconds: float = Field(15, ge=0, description="video kept under legal hold around a hit")
     incident_cooldown_seconds: float = Field(300, ge=0, description="a new hit of the same entry at the same camera "

@@ -35,6 +35,9 @@ fi
 # a third-party ONVIF camera simulator for the onboarding tests; --no-deps: its metadata asks for
 # opencv-python, which the tests do not need (they use its ONVIF side only)
 .venv/bin/python -m pip install -q --no-deps ipycam==1.3.0
+# insightface's metadata asks for opencv-python, which must not sit beside opencv-python-headless (same cv2):
+# its real needs are in our dependencies
+.venv/bin/python -m pip install -q --no-deps insightface==2.1
 # an independent ONVIF client (npm onvif), proving our simulator speaks real ONVIF
 npm ci --silent --no-audit --no-fund --prefix tests/onvif_npm
 echo "jifang installed: .venv/bin/jifang"
