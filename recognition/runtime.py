@@ -19,13 +19,16 @@ from typing import Any
 
 from jifang.config import CameraConfig, Settings
 from jifang.supervision import Backoff
+from recognition.faces.tracking import Sighting, SightingTracker
 from recognition.metrics import RecognitionMetrics
-from recognition.passes import FaceKeys, PassTracker
 from recognition.reporting import IncidentReporter, Observation
 from recognition.watchlist import Watchlist
 
 log = logging.getLogger("jifang.recognition")
 FPS = {"plate": 4.0, "face": 2.0}
+# a subject in view longer than this is reported without waiting for it to leave (a parked car, a looping clip);
+# its pass stays open and is not reported again
+MATURE_SECONDS = 5.0
 
 
 def jpeg(image: Any) -> bytes:
@@ -104,9 +107,13 @@ class CameraRecognizer:
         kinds = [k for k in camera.recognize if (k == "plate" and plate_reader) or (k == "face" and face_engine)]
         self.kinds = kinds
         self.sampler = FrameSampler(camera.id, url, max(FPS[k] for k in kinds) if kinds else 1.0, metrics)
-        self.plates = PassTracker()
-        self.faces = PassTracker()
-        self.face_keys = FaceKeys()
+        keep_frame = lambda image, _item: image.copy()  # noqa: E731  (evidence needs the whole frame)
+        self.faces: SightingTracker = SightingTracker(cropper=keep_frame)
+        self.plates: SightingTracker = SightingTracker(
+            box=lambda read: read.box, rank=lambda read: read.confidence, embedding=None,
+            affinity=lambda a, b: 1.0 if a.text == b.text else 0.0, cropper=keep_frame)
+        self._reported: dict[str, set[int]] = {"plate": set(), "face": set()}
+        self._incident_ids: set[int | None] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"recognizer-{camera.id}", daemon=True)
 
@@ -140,19 +147,27 @@ class CameraRecognizer:
             reads = self.plate_reader.read(frame)
             self.metrics.inference.labels("plate").observe(time.perf_counter() - started)
             self.metrics.frames.labels(self.camera.id, "plate").inc()
-            items = [(r.text or f"unreadable-{i}", r.confidence, r) for i, r in enumerate(reads)]
-            for finished in self.plates.update(t, items, frame):
-                self._plate_pass(finished.best, finished.best_frame, finished.first_seen)
+            for sighting in self._due("plate", self.plates, t, reads, frame):
+                self._plate_pass(sighting.best, sighting.best_crop, sighting.first_seen)
         if "face" in self.kinds:
             started = time.perf_counter()
             faces = [f for f in self.face_engine.detect(frame) if f.quality.ok]
             self.metrics.inference.labels("face").observe(time.perf_counter() - started)
             self.metrics.frames.labels(self.camera.id, "face").inc()
-            from recognition.faces.types import face_rank
+            for sighting in self._due("face", self.faces, t, faces, frame):
+                self._face_pass(sighting.best, sighting.best_crop, sighting.first_seen)
 
-            items = [(self.face_keys.key(t, f.box), face_rank(f), f) for f in faces]
-            for finished in self.faces.update(t, items, frame):
-                self._face_pass(finished.best, finished.best_frame, finished.first_seen)
+    def _due(self, kind: str, tracker: SightingTracker, t: float, items: list, frame: Any) -> list[Sighting]:
+        """Sightings to report now: those that ended, and those in view for MATURE_SECONDS, each once."""
+        reported = self._reported[kind]
+        ended = tracker.update(t, items, frame)
+        due = [s for s in ended if s.track_id not in reported]
+        reported.difference_update(s.track_id for s in ended)
+        for sighting in tracker.active:
+            if sighting.duration >= MATURE_SECONDS and sighting.track_id not in reported:
+                reported.add(sighting.track_id)
+                due.append(sighting)
+        return due
 
     def _plate_pass(self, read: Any, frame: Any, seen: float) -> None:
         at = datetime.fromtimestamp(seen, UTC)
@@ -173,6 +188,8 @@ class CameraRecognizer:
         sighting = self.reporter.record(observation, hit)
         if hit is not None:
             self.metrics.hits.labels(observation.kind, hit.entry.category).inc()
-            self.metrics.incidents.labels(hit.entry.category, "上报").inc()
+            if sighting.incident_id not in self._incident_ids:  # a repeat within the cooldown joins it
+                self._incident_ids.add(sighting.incident_id)
+                self.metrics.incidents.labels(hit.entry.category, "上报").inc()
             log.info("camera %s: %s hit %s (incident %s)", self.camera.id, observation.kind, hit.entry.name,
                      sighting.incident_id)
