@@ -15,7 +15,7 @@ def _time(iso: str) -> str:
 
 
 def to_gat1400(document: dict) -> dict:
-    camera = document["camera"]["id"] if isinstance(document["camera"], dict) else document["camera"]
+    camera = document["camera"]
     stamp = _time(document["occurred_at"])
     recognition = document["recognition"]
     object_id = f"{camera}02{stamp}{document['id']:05d}"[:48]

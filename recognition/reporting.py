@@ -114,7 +114,7 @@ class IncidentReporter:
             "evidence": {"crop": crop_key, "frame": frame_key, "bucket": "jifang-images",
                          "video": {"camera": camera.id, "from": (at - window).isoformat(),
                                    "to": (at + window).isoformat(), "offset_of_hit_seconds": window.total_seconds()}},
-            "camera": {"id": camera.id, "name": camera.name, "tier": str(camera.tier)},
+            "point": {"id": camera.id, "name": camera.name, "tier": str(camera.tier)},
         }
         now = self.clock()
         with self.catalog.session() as session:

@@ -158,16 +158,26 @@ class CameraRecognizer:
                 self._face_pass(sighting.best, sighting.best_crop, sighting.first_seen)
 
     def _due(self, kind: str, tracker: SightingTracker, t: float, items: list, frame: Any) -> list[Sighting]:
-        """Sightings to report now: those that ended, and those in view for MATURE_SECONDS, each once."""
+        """Sightings to report now, each once: a watch-listed subject at once (an alert must not wait for the
+        pass to end), others when they leave or after MATURE_SECONDS in view."""
         reported = self._reported[kind]
         ended = tracker.update(t, items, frame)
         due = [s for s in ended if s.track_id not in reported]
         reported.difference_update(s.track_id for s in ended)
         for sighting in tracker.active:
-            if sighting.duration >= MATURE_SECONDS and sighting.track_id not in reported:
+            if sighting.track_id in reported:
+                continue
+            if sighting.duration >= MATURE_SECONDS or self._listed(kind, sighting.best, t):
                 reported.add(sighting.track_id)
                 due.append(sighting)
         return due
+
+    def _listed(self, kind: str, item: Any, t: float) -> bool:
+        at = datetime.fromtimestamp(t, UTC)
+        if kind == "plate":
+            return item.valid and self.watchlist.match_plate(item.text, at, self.settings.recognition.plate_fuzzy) \
+                is not None
+        return self.watchlist.match_face(item.embedding, at, self.settings.recognition.face_threshold) is not None
 
     def _plate_pass(self, read: Any, frame: Any, seen: float) -> None:
         at = datetime.fromtimestamp(seen, UTC)
