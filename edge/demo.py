@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 from edge.agent import EdgeAgent
+from edge.demo_recognition import DEMO_PLATE
 from edge.simcam import SimCamera
 from jifang.config import dump_settings, parse_settings
 from jifang.errors import ConfigError
@@ -20,8 +21,16 @@ DEMO_CAMERAS = [
 ]
 
 
-def demo_settings(data: Path, urls: dict[str, str]) -> dict:
+def demo_settings(data: Path, urls: dict[str, str], models: Path | None = None) -> dict:
     data = data.resolve()
+    recognition_cameras = []
+    if models is not None:
+        from edge.demo_recognition import FACE_CAMERA, PLATE_CAMERA
+
+        recognition_cameras = [
+            {"id": cid, "name": name, "grid": DEMO_GRID, "tier": tier, "rtsp_url": urls[path], "recognize": [kind]}
+            for (cid, path, tier, name), kind in ((FACE_CAMERA, "face"), (PLATE_CAMERA, "plate"))
+        ]
     return {
         "version": 1,
         "site": "demo",
@@ -29,24 +38,39 @@ def demo_settings(data: Path, urls: dict[str, str]) -> dict:
         "storage": {"kind": "filesystem", "path": str(data / "store")},
         "recorder": {"segment_seconds": 10, "spool_dir": str(data / "spool")},
         "metrics": {"host": "127.0.0.1", "port": 9108},
+        "recognition": {"models_dir": str(models or data / "models")},
         "grids": [{"code": DEMO_GRID, "name": "示范网格 Demo grid", "type": "城市社区"}],
         "cameras": [
             {"id": camera_id, "name": name, "grid": DEMO_GRID, "tier": tier, "rtsp_url": urls[path]}
             for camera_id, path, tier, name in DEMO_CAMERAS
-        ],
+        ] + recognition_cameras,
     }
 
 
 def run_demo(data: Path, duration: float | None = None, metrics_port: int = 9108) -> int:
     data.mkdir(parents=True, exist_ok=True)
     cameras = [SimCamera(path=path) for _id, path, _tier, _name in DEMO_CAMERAS]
+    models, media = None, {}
+    try:
+        from edge.demo_recognition import FACE_CAMERA, PLATE_CAMERA, models_dir, prepare_media
+
+        models = models_dir(data)
+        media = prepare_media(data)
+        cameras += [SimCamera(path=FACE_CAMERA[1], video=media["face"], width=640, height=480),
+                    SimCamera(path=PLATE_CAMERA[1], video=media["plate"])]
+    except ConfigError as exc:
+        print(f"recognition cameras left out: {exc}")
     try:
         urls = {camera.path: camera.start() for camera in cameras}
-        settings = parse_settings(demo_settings(data, urls), "demo settings")
+        settings = parse_settings(demo_settings(data, urls, models), "demo settings")
         config_path = data / "jifang.yaml"
         config_path.write_text(dump_settings(settings), encoding="utf-8")
         agent = EdgeAgent(settings)
         agent.open()
+        if models is not None:
+            from edge.demo_recognition import enrol_demo_watchlist
+
+            enrol_demo_watchlist(agent.catalog, models, media["people"], DEMO_GRID)
         try:
             port = agent.serve_metrics(port=metrics_port)
         except ConfigError:  # 9108 taken (another agent or demo): any free port will do
@@ -56,6 +80,10 @@ def run_demo(data: Path, duration: float | None = None, metrics_port: int = 9108
         print(f"segments land in:  {settings.storage.path}/jifang-video/video/<camera>/...")
         print(f"catalog:           jifang catalog segments --config {config_path}")
         print(f"metrics:           http://127.0.0.1:{port}/metrics")
+        if models is not None:
+            print(f"incidents:         jifang incident list --config {config_path}  (watchlist: plate {DEMO_PLATE}, "
+                  "a person in the sample photo)")
+            threading.Thread(target=_print_incidents, args=(agent,), daemon=True).start()
         print("recording; press Ctrl-C to stop" if duration is None else f"recording for {duration:.0f} s",
               flush=True)
         from jifang.cli import stop_on_signals
@@ -70,8 +98,30 @@ def run_demo(data: Path, duration: float | None = None, metrics_port: int = 9108
         finally:
             timer.cancel()
         recorded = len(agent.catalog.segments())
+        if models is not None:
+            from recognition.reporting import incidents
+
+            print(f"{len(incidents(agent.catalog))} incidents reported", flush=True)
         print(f"stopped; {recorded} segments in the catalog", flush=True)
     finally:
         for camera in cameras:
             camera.stop()
     return 0
+
+
+def _print_incidents(agent: EdgeAgent) -> None:
+    """Show each new incident as it is reported, as a grid worker's inbox would."""
+    import time
+
+    from recognition.reporting import incidents
+
+    seen: set[int] = set()
+    while True:
+        try:
+            for row in reversed(incidents(agent.catalog)):
+                if row.id not in seen:
+                    seen.add(row.id)
+                    print(f"incident {row.id} [{row.category}/{row.subcategory}] {row.summary}", flush=True)
+        except Exception:  # the catalog is closing at shutdown
+            return
+        time.sleep(2)

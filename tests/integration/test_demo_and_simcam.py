@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,14 +18,18 @@ from .agent import REPO
 pytestmark = pytest.mark.integration
 
 
-def test_demo_records_two_cameras_and_writes_its_config(tmp_path: Path) -> None:
+def test_demo_records_its_cameras_reports_incidents_and_writes_its_config(tmp_path: Path) -> None:
+    assert os.environ.get("JIFANG_MODELS_DIR"), "the demo's recognition cameras need the models (scripts/test.sh)"
     data = tmp_path / "jifang-data"
-    done = subprocess.run([sys.executable, "-m", "jifang.cli", "demo", "--data", str(data), "--for", "25",
-                           "--metrics-port", "0"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    done = subprocess.run([sys.executable, "-m", "jifang.cli", "demo", "--data", str(data), "--for", "30",
+                           "--metrics-port", "0"], capture_output=True, text=True, timeout=180, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert "metrics:           http://127.0.0.1:" in done.stdout
     settings = load_settings(data / "jifang.yaml", environ={})
-    assert [c.tier for c in settings.cameras] == ["key", "important"]
+    assert [c.tier for c in settings.cameras] == ["key", "important", "important", "key"]
+    assert [c.recognize for c in settings.cameras] == [[], [], ["face"], ["plate"]]
+    assert "[人员管理/重点人员]" in done.stdout
+    assert "[案事件/治安刑事案件] Demo checkpoint (plates): plate 浙J5A7B2" in done.stdout
     rows = Catalog(settings.database.url).segments()
     assert {row.camera_id for row in rows} == {c.id for c in settings.cameras}
     assert all(row.uploaded_at is not None for row in rows)
