@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from jifang.config import CameraConfig, Settings
 from jifang.db import Catalog
-from jifang.db.models import CoverageSpan, LegalHold
+from jifang.db.models import CoverageSpan, LegalHold, Sighting
 from jifang.domain import GapCause
 from jifang.errors import ConfigError, ObjectLockedError, RetentionShortenError, StoreError
 from jifang.store import ObjectStore
@@ -36,6 +36,7 @@ class EnforceResult:
     deleted: int = 0
     refused: int = 0
     upload_failed: int = 0
+    sightings_expired: int = 0
 
 
 @dataclass
@@ -72,7 +73,29 @@ class RetentionService:
             self.verify_locks(camera, result)
             self.find_lost_uploads(camera, result)
             self.expire(camera, result)
+        self.expire_sightings(result)
         return result
+
+    def expire_sightings(self, result: EnforceResult) -> None:
+        """Sightings (and their plate crops) are kept for their image tier only, unless they are evidence of an
+        incident. Their images' locks end with the tier, so the store allows the delete."""
+        now = self.clock()
+        with self.catalog.session() as session:
+            rows = list(session.scalars(select(Sighting).where(
+                Sighting.retain_until <= now, Sighting.incident_id.is_(None)).limit(10_000)))
+            for row in rows:
+                if row.crop_key:
+                    try:
+                        self.store.delete(MediaKind.IMAGE, row.crop_key)
+                    except ObjectLockedError as exc:
+                        log.warning("sighting crop %s not deleted: %s", row.crop_key, exc)
+                        continue
+                session.delete(row)
+                result.sightings_expired += 1
+            session.commit()
+        if result.sightings_expired:
+            self.ledger.audit(now, SYSTEM, "delete", "sightings",
+                              f"{result.sightings_expired} sightings past their image tier deleted with their crops")
 
     def verify_locks(self, camera: CameraConfig, result: EnforceResult) -> None:
         """Read each new or re-tiered object's lock back from the store; extend short ones."""

@@ -106,3 +106,21 @@ def test_overlapping_holds_release_only_what_no_other_hold_covers(site) -> None:
     service.release(first.id, actor="w1")
     assert not service.store.stat(MediaKind.VIDEO, a.key).legal_hold
     assert service.store.stat(MediaKind.VIDEO, b.key).legal_hold
+
+
+def test_sightings_expire_with_their_image_tier_unless_evidence(site) -> None:  # type: ignore[no-untyped-def]
+    from recognition.reporting import IncidentReporter, Observation
+
+    service, _history = site("general")
+    now = datetime.now(UTC)
+    reporter = IncidentReporter(service.settings, service.catalog, service.store, lambda: now)
+    camera = service.settings.cameras[0]
+    old = reporter.record(Observation("plate", camera, now - timedelta(days=45), b"old-crop", b"f", text="浙A12345"),
+                          None)
+    young = reporter.record(Observation("plate", camera, now - timedelta(days=5), b"new-crop", b"f", text="浙A54321"),
+                            None)
+    result = service.enforce()
+    assert result.sightings_expired == 1
+    assert service.store.stat(MediaKind.IMAGE, old.crop_key) is None
+    assert service.store.stat(MediaKind.IMAGE, young.crop_key) is not None
+    assert [e.target for e in service.ledger.audit_entries("delete")] == ["sightings"]
