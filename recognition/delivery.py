@@ -14,12 +14,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import requests
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
 from jifang.config import MqttConfig, Settings
 from jifang.db import Catalog
 from jifang.db.models import Delivery
+from recognition.metrics import DeliveryMetrics
 from recognition.reporting import incident_document
 
 log = logging.getLogger("jifang.delivery")
@@ -72,8 +73,7 @@ class Deliverer:
         self.settings = settings
         self.catalog = catalog
         self.clock = clock
-        self.failures = Counter("jifang_incident_delivery_failures_total", "Failed incident delivery attempts "
-                                "(retried)", ["channel"], registry=registry or CollectorRegistry())
+        self.failures = DeliveryMetrics(registry).failures
         self._mqtt: MqttPublisher | None = None
         self._secrets = {hook.url: hook.secret for hook in settings.recognition.webhooks}
         self._stop = threading.Event()

@@ -17,3 +17,10 @@ class RecognitionMetrics:
         self.hits = Counter("jifang_recognition_hits_total", "Watchlist hits", ["kind", "category"], registry=r)
         self.incidents = Counter("jifang_incidents_total", "Incidents reported or moved to a state",
                                  ["category", "state"], registry=r)
+
+
+class DeliveryMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.failures = Counter("jifang_incident_delivery_failures_total", "Failed incident delivery attempts "
+                                "(retried)", ["channel"], registry=self.registry)

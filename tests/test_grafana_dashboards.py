@@ -14,6 +14,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from recognition.metrics import DeliveryMetrics, RecognitionMetrics
 from recorder.metrics import RecorderMetrics
 from retention.metrics import RetentionMetrics
 
@@ -35,7 +36,7 @@ def exported_names(*exporters: type) -> set[str]:
     """Names of the series jifang exports (by default: all exporters): counters as ``<name>_total``, gauges by
     name, histograms as ``_bucket``/``_sum``/``_count``, summaries by name (quantiles) and ``_sum``/``_count``."""
     registry = CollectorRegistry()
-    for exporter in exporters or (RecorderMetrics, RetentionMetrics):
+    for exporter in exporters or (RecorderMetrics, RetentionMetrics, RecognitionMetrics, DeliveryMetrics):
         exporter(registry)
     names: set[str] = set()
     for family in registry.collect():
@@ -236,16 +237,16 @@ def test_every_expression_uses_exported_metrics(path: Path) -> None:
 
 def test_dashboards_cover_the_exported_metrics() -> None:
     """Every recorder metric is on the fleet overview, every retention metric on the compliance dashboard."""
-    for exporter, uid in ((RecorderMetrics, "jifang-fleet"), (RetentionMetrics, "jifang-retention")):
-        missing = exported_names(exporter) - dashboard_metrics(by_uid(uid))
+    for exporters, uid in (((RecorderMetrics,), "jifang-fleet"), ((RetentionMetrics,), "jifang-retention"),
+                           ((RecognitionMetrics, DeliveryMetrics), "jifang-recognition")):
+        missing = exported_names(*exporters) - dashboard_metrics(by_uid(uid))
         assert not missing, f"{uid} does not show {sorted(missing)}"
 
 
 def test_a_provisioned_datasource_matches_the_dashboards() -> None:
     """Wherever deploy/ provisions Grafana, it provisions the Prometheus datasource the dashboards default to."""
     files = sorted(DEPLOY.glob("**/provisioning/datasources/*.y*ml"))
-    if not files:
-        pytest.skip("no Grafana datasource provisioning in deploy/ yet")
+    assert files, "deploy/ provisions no Grafana datasource"
     for path in files:
         sources = yaml.safe_load(path.read_text())["datasources"]
         provisioned = {(s["name"], s.get("uid")) for s in sources if s["type"] == "prometheus"}

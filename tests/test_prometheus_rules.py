@@ -9,6 +9,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from recognition.metrics import DeliveryMetrics, RecognitionMetrics
 from recorder.metrics import RecorderMetrics
 from retention.metrics import RetentionMetrics
 
@@ -27,6 +28,8 @@ def exported_names() -> set[str]:
     registry = CollectorRegistry()
     RecorderMetrics(registry)
     RetentionMetrics(registry)
+    RecognitionMetrics(registry)
+    DeliveryMetrics(registry)
     names = set()
     for family in registry.collect():
         names.add(family.name)
