@@ -354,11 +354,13 @@ def build_parser() -> argparse.ArgumentParser:
     rrun.add_argument("--metrics-host", default="127.0.0.1")
     rrun.set_defaults(func=cmd_retention_run)
 
+    from jifang.cli_dashboard import register_commands as register_dashboard
     from jifang.cli_registry import register_commands
     from recognition.cli import register_commands as register_recognition
 
     register_commands(sub)
     register_recognition(sub)
+    register_dashboard(sub)
 
     catalog = sub.add_parser("catalog", help="read the segment catalog")
     catalog.add_argument("what", choices=["segments", "gaps"])

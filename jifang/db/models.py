@@ -357,3 +357,48 @@ class Sighting(Base):
     crop_key: Mapped[str] = mapped_column(String(255), default="")
     incident_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     retain_until: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class UserRow(Base):
+    """A dashboard user: argon2 password hash, one role and, for grid workers and supervisors, a scope of grid
+    or area codes (comma-separated)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))  # admin | technician | supervisor | grid_worker
+    scope: Mapped[str] = mapped_column(String(1000), default="")
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class UserSessionRow(Base):
+    """A dashboard login session; only the SHA-256 of the cookie value is stored."""
+
+    __tablename__ = "user_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ip: Mapped[str] = mapped_column(String(64), default="")
+
+
+class LoginAttemptRow(Base):
+    """One login attempt, for rate limiting (failures per user and address) and the audit trail."""
+
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    ip: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    success: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (Index("ix_login_attempts_ip_at", "ip", "at"),
+                      Index("ix_login_attempts_user_ip_at", "username", "ip", "at"))

@@ -1,0 +1,120 @@
+"""The dashboard application: ``create_app(settings)`` wires the catalog, the store, auth and every route."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dashboard.options import DashboardOptions
+from dashboard.security import LoginRequired, csrf_protect
+from dashboard.state import AppState, Metrics
+from dashboard.templating import page
+from dashboard.users import Users
+from jifang.config import Settings
+from jifang.db import Catalog
+from jifang.errors import JifangError
+from jifang.store import ObjectStore, open_store
+from jifang.store.base import utc_now
+
+log = logging.getLogger("jifang.dashboard")
+STATIC = Path(__file__).with_name("static")
+CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self' blob:; style-src 'self'; script-src 'self'; "
+       "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"same-origin")]
+
+
+class HeadersAndMetrics:
+    """Pure ASGI middleware: security headers on every response, per-route request counts and latency."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def wrapped(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                headers += [(k, v) for k, v in SECURITY_HEADERS if k not in names]
+                if b"content-security-policy" not in names:
+                    headers.append((b"content-security-policy", CSP.encode()))
+                if b"cache-control" not in names:
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, wrapped)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or ("static" if scope["path"].startswith("/static/")
+                                                                   else "unmatched")
+            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+
+def wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path in ("/healthz",)
+
+
+def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now, options: DashboardOptions | None = None,
+               catalog: Catalog | None = None, store: ObjectStore | None = None) -> FastAPI:
+    from dashboard.routes import audit_log, cameras, footage, incidents, retention, session, system
+
+    options = options or DashboardOptions()
+    if catalog is None:
+        catalog = Catalog(settings.database.url)
+        catalog.migrate()
+    store = store or open_store(settings.storage, clock=clock)
+    metrics = Metrics()
+    app = FastAPI(title="jifang dashboard", version="0.1.0", dependencies=[Depends(csrf_protect)],
+                  docs_url=None, redoc_url=None)
+    app.state.jifang = AppState(settings=settings, catalog=catalog, store=store, clock=clock, options=options,
+                                users=Users(catalog, options), metrics=metrics)
+    for module in (system, session, cameras, incidents, footage, retention, audit_log):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    app.add_middleware(HeadersAndMetrics, metrics=metrics)
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, _exc: LoginRequired) -> Response:
+        if wants_json(request):
+            return JSONResponse({"detail": "login required"}, status_code=401)
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if wants_json(request):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        return page(request, "error.html", status_code=exc.status_code, detail=str(exc.detail))
+
+    @app.exception_handler(JifangError)
+    async def bad_input(request: Request, exc: JifangError) -> Response:
+        message = str(exc)
+        if wants_json(request):
+            return JSONResponse({"detail": message}, status_code=400)
+        return page(request, "error.html", status_code=400, detail=message)
+
+    return app
+
+
+def json_safe(value: Any) -> Any:
+    """Datetimes as ISO 8601 strings (for hand-built JSON answers)."""
+    return value.isoformat() if isinstance(value, datetime) else value

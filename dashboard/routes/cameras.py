@@ -1,0 +1,130 @@
+"""Cameras: list (every role, within scope), register from an ONVIF probe and edit (technician, admin)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, Field
+
+from dashboard import cameras
+from dashboard.access import camera_access
+from dashboard.audit import record
+from dashboard.security import require
+from dashboard.state import client_ip, state_of
+from dashboard.templating import page
+from dashboard.users import Principal
+from jifang.db.models import CameraRow
+from jifang.errors import JifangError
+
+router = APIRouter()
+EVERYONE = ("admin", "technician", "supervisor", "grid_worker")
+TECH = ("admin", "technician")
+TECHNICAL = {"admin", "technician"}
+
+
+class CameraIn(BaseModel):
+    endpoint: str = Field(max_length=200, description="ONVIF HOST:PORT")
+    username: str = Field("", max_length=64)
+    password: str = Field("", max_length=256)
+    id: str = Field(pattern=r"^[0-9]{20}$")
+    name: str = Field(min_length=1, max_length=100)
+    grid: str = Field(min_length=1, max_length=32)
+    tier: str
+    location: str = Field("", max_length=200)
+    signage: bool = False
+    purpose: str = Field("", max_length=500)
+
+
+class CameraPatch(BaseModel):
+    tier: str | None = None
+    grid: str | None = Field(None, max_length=32)
+    signage: bool | None = None
+    purpose: str | None = Field(None, max_length=500)
+
+
+@router.get("/cameras", include_in_schema=False)
+def camera_list(request: Request, principal: Annotated[Principal, Depends(require(*EVERYONE))]) -> Response:
+    return page(request, "cameras.html", cameras=cameras.visible(state_of(request), principal),
+                technical=principal.role in TECHNICAL)
+
+
+@router.get("/api/cameras", tags=["cameras"])
+def api_cameras(request: Request, principal: Annotated[Principal, Depends(require(*EVERYONE))]) -> list[dict]:
+    technical = principal.role in TECHNICAL
+    return [cameras.to_json(row, technical) for row in cameras.visible(state_of(request), principal)]
+
+
+@router.get("/api/cameras/{camera_id}", tags=["cameras"])
+def api_camera(scoped: Annotated[tuple[Principal, CameraRow], Depends(camera_access(*EVERYONE))]) -> dict:
+    principal, row = scoped
+    return cameras.to_json(row, principal.role in TECHNICAL)
+
+
+def _register(request: Request, principal: Principal, body: CameraIn) -> CameraRow:
+    row = cameras.register(state_of(request), principal, cameras.Registration(**body.model_dump()))
+    record(request, principal, "camera_add", f"camera {row.id}",
+           detail=f"grid {row.grid}; tier {row.tier}; onvif {row.onvif_endpoint}")
+    return row
+
+
+@router.post("/api/cameras", tags=["cameras"], status_code=201)
+def api_register(request: Request, body: CameraIn, principal: Annotated[Principal, Depends(require(*TECH))]) -> dict:
+    """Probe over ONVIF, check stream and clock, register. 400 with the reason when a check fails."""
+    return cameras.to_json(_register(request, principal, body), True)
+
+
+@router.get("/cameras/new", include_in_schema=False)
+def register_form(request: Request, principal: Annotated[Principal, Depends(require(*TECH))]) -> Response:
+    return page(request, "camera_new.html", grids=cameras.grid_codes(state_of(request)), tiers=cameras.TIERS,
+                form={}, error="")
+
+
+@router.post("/cameras/new", include_in_schema=False)
+def register_submit(*, request: Request, endpoint: str = Form(..., max_length=200), username: str = Form(""),
+                    password: str = Form(""), id: str = Form(...), name: str = Form(...), grid: str = Form(...),
+                    tier: str = Form(...), location: str = Form(""), signage: str = Form(""),
+                    purpose: str = Form(""), principal: Annotated[Principal, Depends(require(*TECH))]) -> Response:
+    form = {"endpoint": endpoint, "username": username, "id": id, "name": name, "grid": grid, "tier": tier,
+            "location": location, "signage": signage == "yes", "purpose": purpose}
+    try:
+        body = CameraIn(password=password, **form)
+        row = _register(request, principal, body)
+    except (JifangError, ValueError) as exc:
+        message = str(exc).splitlines()[0] if isinstance(exc, JifangError) else "invalid input: " + "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())  # type: ignore[attr-defined]
+        return page(request, "camera_new.html", status_code=400, grids=cameras.grid_codes(state_of(request)),
+                    tiers=cameras.TIERS, form=form, error=message)
+    return RedirectResponse(f"/cameras?registered={row.id}", status_code=303)
+
+
+@router.get("/cameras/{camera_id}", include_in_schema=False)
+def edit_form(request: Request,
+              scoped: Annotated[tuple[Principal, CameraRow], Depends(camera_access(*TECH))]) -> Response:
+    return page(request, "camera_edit.html", camera=scoped[1], grids=cameras.grid_codes(state_of(request)),
+                tiers=cameras.TIERS, error="")
+
+
+@router.post("/cameras/{camera_id}", include_in_schema=False)
+def edit_submit(*, request: Request, tier: str = Form(...), grid: str = Form(...), signage: str = Form(""),
+                purpose: str = Form(""),
+                scoped: Annotated[tuple[Principal, CameraRow], Depends(camera_access(*TECH))]) -> Response:
+    principal, row = scoped
+    state = state_of(request)
+    try:
+        cameras.update(state, principal, row.id, state.now(), client_ip(request), tier=tier, grid=grid,
+                       signage=signage == "yes", purpose=purpose)
+    except JifangError as exc:
+        return page(request, "camera_edit.html", status_code=400, camera=row, grids=cameras.grid_codes(state),
+                    tiers=cameras.TIERS, error=str(exc))
+    return RedirectResponse("/cameras", status_code=303)
+
+
+@router.patch("/api/cameras/{camera_id}", tags=["cameras"])
+def api_edit(request: Request, body: CameraPatch,
+             scoped: Annotated[tuple[Principal, CameraRow], Depends(camera_access(*TECH))]) -> dict:
+    principal, row = scoped
+    state = state_of(request)
+    updated = cameras.update(state, principal, row.id, state.now(), client_ip(request), **body.model_dump())
+    return cameras.to_json(updated, True)

@@ -1,0 +1,105 @@
+"""Who may do what: the session cookie, CSRF tokens, roles and grid scope.
+
+Every route declares its access with one of the dependencies below; tests/dashboard/test_authz_matrix.py
+enumerates the routes and checks each against each role and scope.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy import select
+
+from dashboard.state import AppState, state_of
+from dashboard.users import Principal
+from jifang.db.models import AreaRow, GridRow
+
+SESSION_COOKIE = "jifang_session"
+LOGIN_CSRF_COOKIE = "jifang_login_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class LoginRequired(Exception):
+    """Raised for anonymous requests: pages redirect to the login page, the API answers 401."""
+
+
+def optional_principal(request: Request) -> Principal | None:
+    cached = getattr(request.state, "principal", False)
+    if cached is not False:
+        return cached  # type: ignore[no-any-return]
+    token = request.cookies.get(SESSION_COOKIE)
+    state = state_of(request)
+    principal = state.users.principal(token, state.now()) if token else None
+    request.state.principal = principal
+    return principal
+
+
+def current_principal(request: Request,
+                      principal: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:
+    if principal is None:
+        raise LoginRequired()
+    return principal
+
+
+def require(*roles: str) -> Callable[..., Principal]:
+    """A dependency admitting only the given roles (403 for the others, 401/login for anonymous)."""
+
+    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if principal.role not in roles:
+            raise HTTPException(403, "forbidden")
+        return principal
+
+    check.roles = roles  # type: ignore[attr-defined]
+    return check
+
+
+async def csrf_protect(request: Request) -> None:
+    """Global dependency: every unsafe request carries the session's CSRF token (form field or header).
+    Before login, the login form's token is checked against its double-submit cookie."""
+    if request.method not in UNSAFE:
+        return
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        sent = value if isinstance(value, str) else None
+    principal = optional_principal(request)
+    expected = principal.csrf_token if principal else request.cookies.get(LOGIN_CSRF_COOKIE)
+    if not sent or not expected or not hmac.compare_digest(sent, expected):
+        raise HTTPException(403, "CSRF token missing or wrong")
+
+
+def new_login_csrf() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def scope_grids(state: AppState, principal: Principal) -> frozenset[str] | None:
+    """The grid codes a principal may see: None for every grid (admin, technician). A scope entry is a grid code
+    or an area code (county, township, village): an area covers every grid below it."""
+    if principal.role not in ("supervisor", "grid_worker"):
+        return None
+    wanted = set(principal.scope)
+    with state.catalog.session() as session:
+        grids = list(session.execute(select(GridRow.code, GridRow.village)))
+        parents = {code: parent for code, parent in session.execute(select(AreaRow.code, AreaRow.parent))}
+    allowed = set(wanted)  # grid codes match directly (also grids only in the configuration file)
+    for code, village in grids:
+        area, seen = village, 0
+        while area and seen < 5:
+            if area in wanted:
+                allowed.add(code)
+                break
+            area, seen = parents.get(area), seen + 1
+    return frozenset(allowed)
+
+
+def in_scope(state: AppState, principal: Principal, grid: str) -> bool:
+    grids = scope_grids(state, principal)
+    return grids is None or grid in grids

@@ -1,0 +1,63 @@
+"""What every request needs: settings, catalog, store, clock, users and the footage signer."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from itsdangerous import URLSafeTimedSerializer
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.requests import Request
+
+from dashboard.options import DashboardOptions
+from dashboard.users import Users
+from jifang.config import Settings
+from jifang.db import Catalog
+from jifang.registry import Registry, open_registry
+from jifang.store import ObjectStore
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.requests = Counter("jifang_dashboard_requests_total", "HTTP requests by route and status",
+                                ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("jifang_dashboard_request_seconds", "HTTP request latency by route",
+                                 ["route"], registry=self.registry,
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5))
+        self.logins = Counter("jifang_dashboard_logins_total", "login attempts by outcome", ["outcome"],
+                              registry=self.registry)
+        self.footage = Counter("jifang_dashboard_footage_views_total", "footage and image views by kind", ["kind"],
+                               registry=self.registry)
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    catalog: Catalog
+    store: ObjectStore
+    clock: Callable[[], datetime]
+    options: DashboardOptions
+    users: Users
+    metrics: Metrics
+    # signs footage grants; a new key per process: grants last minutes and die with a restart
+    signer: URLSafeTimedSerializer = field(
+        default_factory=lambda: URLSafeTimedSerializer(secrets.token_bytes(32), salt="jifang-footage"))
+
+    def registry(self) -> Registry:
+        return open_registry(self.settings, self.catalog)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+
+def state_of(request: Request) -> AppState:
+    return request.app.state.jifang  # type: ignore[no-any-return]
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "-"

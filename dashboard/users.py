@@ -1,0 +1,179 @@
+"""Dashboard users: argon2 password hashes, roles and scopes, login sessions and the login rate limit.
+
+Used by the web app and by ``jifang user add|passwd|disable``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import delete, func, select
+
+from dashboard.options import ROLES, SCOPED_ROLES, DashboardOptions
+from jifang.db import Catalog
+from jifang.db.models import AuditEntry, LoginAttemptRow, UserRow, UserSessionRow
+from jifang.errors import ConfigError
+
+HASHER = PasswordHasher()
+MIN_PASSWORD = 10
+# verified against when the user does not exist, so that timing does not tell which user names exist
+_DUMMY_HASH = HASHER.hash("jifang-no-such-user")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The logged-in user as the routes see it."""
+
+    user_id: int
+    username: str
+    role: str
+    scope: tuple[str, ...]
+    csrf_token: str
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def parse_scope(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+
+
+class Users:
+    def __init__(self, catalog: Catalog, options: DashboardOptions | None = None) -> None:
+        self.catalog = catalog
+        self.options = options or DashboardOptions()
+
+    # accounts
+
+    def add(self, username: str, password: str, role: str, scope: str, at: datetime, actor: str) -> UserRow:
+        if not username or len(username) > 64 or not username.replace("_", "").replace("-", "").replace(".", "") \
+                .isalnum():
+            raise ConfigError("user name: letters, digits, '.', '_' and '-' only (at most 64)")
+        if role not in ROLES:
+            raise ConfigError(f"--role must be one of {', '.join(ROLES)}, got {role!r}")
+        grids = parse_scope(scope)
+        if role in SCOPED_ROLES and not grids:
+            raise ConfigError(f"a {role} needs --scope (grid or area codes, comma-separated)")
+        if role not in SCOPED_ROLES and grids:
+            raise ConfigError(f"a {role} has no scope: leave out --scope")
+        self._check_password(password)
+        with self.catalog.session() as session:
+            if session.scalar(select(UserRow.id).where(UserRow.username == username)) is not None:
+                raise ConfigError(f"user {username} already exists")
+            row = UserRow(username=username, password_hash=HASHER.hash(password), role=role,
+                          scope=",".join(grids), disabled=False, created_at=at, password_changed_at=at)
+            session.add(row)
+            session.add(AuditEntry(at=at, actor=actor, action="user_add", target=f"user {username}",
+                                   detail=f"role {role}; scope {','.join(grids) or '-'}"))
+            session.commit()
+            return row
+
+    def set_password(self, username: str, password: str, at: datetime, actor: str) -> None:
+        self._check_password(password)
+        with self.catalog.session() as session:
+            row = self._get(session, username)
+            row.password_hash = HASHER.hash(password)
+            row.password_changed_at = at
+            session.execute(delete(UserSessionRow).where(UserSessionRow.user_id == row.id))
+            session.add(AuditEntry(at=at, actor=actor, action="user_passwd", target=f"user {username}",
+                                   detail="password changed; sessions ended"))
+            session.commit()
+
+    def disable(self, username: str, at: datetime, actor: str) -> None:
+        with self.catalog.session() as session:
+            row = self._get(session, username)
+            row.disabled = True
+            session.execute(delete(UserSessionRow).where(UserSessionRow.user_id == row.id))
+            session.add(AuditEntry(at=at, actor=actor, action="user_disable", target=f"user {username}",
+                                   detail="disabled; sessions ended"))
+            session.commit()
+
+    def list(self) -> list[UserRow]:
+        with self.catalog.session() as session:
+            return list(session.scalars(select(UserRow).order_by(UserRow.username)))
+
+    @staticmethod
+    def _get(session, username: str) -> UserRow:  # type: ignore[no-untyped-def]
+        row = session.scalar(select(UserRow).where(UserRow.username == username))
+        if row is None:
+            raise ConfigError(f"user {username} does not exist")
+        return row
+
+    @staticmethod
+    def _check_password(password: str) -> None:
+        if len(password) < MIN_PASSWORD:
+            raise ConfigError(f"the password needs at least {MIN_PASSWORD} characters")
+
+    # login
+
+    def throttled(self, username: str, ip: str, now: datetime) -> bool:
+        """Whether too many logins failed recently for this user name from this address (or from it at all)."""
+        since = now - self.options.login_window
+        with self.catalog.session() as session:
+            per_user = session.scalar(select(func.count(LoginAttemptRow.id)).where(
+                LoginAttemptRow.username == username[:64], LoginAttemptRow.ip == ip,
+                LoginAttemptRow.at >= since, LoginAttemptRow.success.is_(False)))
+            per_ip = session.scalar(select(func.count(LoginAttemptRow.id)).where(
+                LoginAttemptRow.ip == ip, LoginAttemptRow.at >= since, LoginAttemptRow.success.is_(False)))
+        return (per_user or 0) >= self.options.login_failures_per_user or \
+            (per_ip or 0) >= self.options.login_failures_per_ip
+
+    def authenticate(self, username: str, password: str, ip: str, now: datetime) -> UserRow | None:
+        """The user when the password is right and the account enabled; every attempt is recorded."""
+        with self.catalog.session() as session:
+            row = session.scalar(select(UserRow).where(UserRow.username == username[:64]))
+            ok = False
+            try:
+                ok = HASHER.verify(row.password_hash if row else _DUMMY_HASH, password) and row is not None
+            except (VerifyMismatchError, VerificationError, InvalidHashError):
+                ok = False
+            ok = ok and row is not None and not row.disabled
+            if ok and row is not None and HASHER.check_needs_rehash(row.password_hash):
+                row.password_hash = HASHER.hash(password)
+            session.add(LoginAttemptRow(username=username[:64], ip=ip[:64], at=now, success=ok))
+            session.add(AuditEntry(at=now, actor=username[:64] or "-", action="login" if ok else "login_failed",
+                                   target="dashboard", detail=f"from {ip}"))
+            session.commit()
+            return row if ok else None
+
+    # sessions
+
+    def open_session(self, user: UserRow, ip: str, now: datetime) -> str:
+        """A new session (a fresh random token: never one the client offered) and its cookie value."""
+        token = secrets.token_urlsafe(32)
+        with self.catalog.session() as session:
+            session.add(UserSessionRow(token_hash=token_hash(token), user_id=user.id,
+                                       csrf_token=secrets.token_urlsafe(32), created_at=now, last_seen_at=now,
+                                       expires_at=now + self.options.session_max, ip=ip[:64]))
+            session.execute(delete(UserSessionRow).where(UserSessionRow.expires_at < now))
+            session.commit()
+        return token
+
+    def close_session(self, token: str) -> None:
+        with self.catalog.session() as session:
+            session.execute(delete(UserSessionRow).where(UserSessionRow.token_hash == token_hash(token)))
+            session.commit()
+
+    def principal(self, token: str, now: datetime) -> Principal | None:
+        """The session's user, or None when the session is unknown, expired, idle too long or its user disabled."""
+        with self.catalog.session() as session:
+            found = session.execute(select(UserSessionRow, UserRow).join(
+                UserRow, UserRow.id == UserSessionRow.user_id).where(
+                UserSessionRow.token_hash == token_hash(token))).first()
+            if found is None:
+                return None
+            row, user = found
+            if user.disabled or row.expires_at <= now or row.last_seen_at + self.options.session_idle <= now:
+                session.delete(row)
+                session.commit()
+                return None
+            if (now - row.last_seen_at).total_seconds() > 60:  # one write a minute, not one per request
+                row.last_seen_at = now
+                session.commit()
+            return Principal(user.id, user.username, user.role, parse_scope(user.scope), row.csrf_token)
