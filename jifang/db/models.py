@@ -299,6 +299,9 @@ class IncidentRow(Base):
     state: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
+    # the inbox: a grid's incidents, newest first
+    __table_args__ = (Index("ix_incidents_grid_occurred", "grid", "occurred_at"),)
+
 
 class IncidentStep(Base):
     """One step of an incident's life (上报 → 受理 → 分派 → 处置 → 反馈 → 办结), with who and when."""
