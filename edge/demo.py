@@ -80,6 +80,12 @@ def run_demo(data: Path, duration: float | None = None, metrics_port: int = 9108
         print(f"segments land in:  {settings.storage.path}/jifang-video/video/<camera>/...")
         print(f"catalog:           jifang catalog segments --config {config_path}")
         print(f"metrics:           http://127.0.0.1:{port}/metrics")
+        from edge.demo_dashboard import demo_users, serve_dashboard
+
+        dashboard_url, dashboard = serve_dashboard(settings)
+        users = demo_users(agent.catalog, data, DEMO_GRID)
+        print(f"dashboard:         {dashboard_url}  (users in {data / 'demo-users.txt'}: "
+              + ", ".join(f"{name} ({role})" for name, role, _password in users) + ")")
         if models is not None:
             print(f"incidents:         jifang incident list --config {config_path}  (watchlist: plate {DEMO_PLATE}, "
                   "a person in the sample photo)")
@@ -97,6 +103,7 @@ def run_demo(data: Path, duration: float | None = None, metrics_port: int = 9108
             agent.run(stop)
         finally:
             timer.cancel()
+            dashboard.should_exit = True  # type: ignore[attr-defined]
         recorded = len(agent.catalog.segments())
         if models is not None:
             from recognition.reporting import incidents
