@@ -178,7 +178,8 @@ def test_prometheus_scrapes_the_demo_and_retention(tmp_path: Path) -> None:
         def recording() -> bool:
             up = api.values('jifang_camera_up{job="jifang-edge"}', "camera")
             recorded = api.values("jifang_segments_recorded_total", "camera")
-            return up == dict.fromkeys(DEMO_CAMERAS, 1.0) and all(recorded.get(c, 0) > 0 for c in DEMO_CAMERAS)
+            # the demo's recorded cameras (its recognition cameras come on top when models are installed)
+            return all(up.get(c) == 1.0 and recorded.get(c, 0) > 0 for c in DEMO_CAMERAS)
 
         assert wait(recording, deadline), "\n".join(p.log() for p in processes)
 
@@ -198,11 +199,12 @@ def test_prometheus_scrapes_the_demo_and_retention(tmp_path: Path) -> None:
         def audited() -> bool:
             tiers = api.values('jifang_retention_compliant{job="jifang-retention"}', "camera")
             jobs = api.values("jifang_retention_job_last_success_timestamp", "job")
-            return set(tiers) == set(DEMO_CAMERAS) and {"enforce", "reconcile", "audit"} <= set(jobs)
+            return set(DEMO_CAMERAS) <= set(tiers) and {"enforce", "reconcile", "audit"} <= set(jobs)
 
         assert wait(audited, deadline), "\n".join(p.log() for p in processes)
         compliant = api.query("jifang_retention_compliant")
-        assert {s["metric"]["camera"]: s["metric"]["tier"] for s in compliant} == DEMO_CAMERAS
+        tiers = {s["metric"]["camera"]: s["metric"]["tier"] for s in compliant}
+        assert {camera: tiers.get(camera) for camera in DEMO_CAMERAS} == DEMO_CAMERAS
         assert api.values("jifang_retention_leader", "job") == {"jifang-retention": 1.0}
         retention_checked = check_dashboard(api, "jifang-retention", exposed_names(retention_url))
 
