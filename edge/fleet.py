@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.exc import IntegrityError
 
-from jifang.db import Catalog
+from jifang.db import Catalog, leases
 from jifang.db.models import AgentRow, CameraLease
 
 log = logging.getLogger("jifang.fleet")
@@ -133,20 +132,4 @@ class FleetMember:
                 self._start(camera)
 
     def _claim(self, camera: str, now: datetime, until: datetime) -> bool:
-        with self.catalog.session() as session:
-            taken = session.execute(update(CameraLease).where(
-                CameraLease.camera_id == camera, CameraLease.expires_at <= now,
-            ).values(agent_id=self.agent_id, expires_at=until))
-            if taken.rowcount == 1:
-                session.commit()
-                return True
-            if session.get(CameraLease, camera) is not None:
-                session.rollback()
-                return False
-            session.add(CameraLease(camera_id=camera, agent_id=self.agent_id, expires_at=until))
-            try:
-                session.commit()
-                return True
-            except IntegrityError:
-                session.rollback()
-                return False
+        return leases.take(self.catalog, CameraLease, camera, self.agent_id, now, until)

@@ -6,9 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 
-from jifang.db import Catalog
+from jifang.db import Catalog, leases
 from jifang.db.models import (
     AuditEntry,
     CoverageDay,
@@ -219,24 +218,7 @@ class Ledger:
 
     def try_lease(self, name: str, holder: str, now: datetime, seconds: float) -> bool:
         """Take or renew the lease ``name`` for ``holder``; False while another holder's lease is valid."""
-        until = now + timedelta(seconds=seconds)
-        with self.catalog.session() as session:
-            taken = session.execute(update(Lease).where(
-                Lease.name == name, (Lease.holder == holder) | (Lease.expires_at < now),
-            ).values(holder=holder, expires_at=until))
-            if taken.rowcount == 1:
-                session.commit()
-                return True
-            if session.get(Lease, name) is not None:
-                session.rollback()
-                return False
-            session.add(Lease(name=name, holder=holder, expires_at=until))
-            try:
-                session.commit()
-                return True
-            except IntegrityError:
-                session.rollback()
-                return False
+        return leases.take(self.catalog, Lease, name, holder, now, now + timedelta(seconds=seconds))
 
     def release_lease(self, name: str, holder: str) -> None:
         with self.catalog.session() as session:

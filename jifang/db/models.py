@@ -152,6 +152,7 @@ class Lease(Base):
     """A named lease: the one process holding it (until ``expires_at``) is the active one."""
 
     __tablename__ = "leases"
+    lease_columns = ("name", "holder")  # for jifang.db.leases
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
@@ -248,6 +249,7 @@ class CameraLease(Base):
     inserting the row or by updating it once it has expired."""
 
     __tablename__ = "camera_leases"
+    lease_columns = ("camera_id", "agent_id")  # for jifang.db.leases
 
     camera_id: Mapped[str] = mapped_column(String(20), primary_key=True)
     agent_id: Mapped[str] = mapped_column(String(128))
