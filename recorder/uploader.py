@@ -23,6 +23,7 @@ from recorder.metrics import RecorderMetrics
 from recorder.spool import Spool, SpooledSegment
 
 log = logging.getLogger("jifang.uploader")
+SPOOL_WALK_SECONDS = 2.0
 
 
 class Uploader:
@@ -50,6 +51,7 @@ class Uploader:
         self._backoff = Backoff(initial=1.0, cap=backoff_cap)
         self._thread = threading.Thread(target=self._run, name="uploader", daemon=True)
         self._spool_alarm = False
+        self._spool_walked_at = -SPOOL_WALK_SECONDS
         self.metrics.spool_limit.set(spool_limit)
 
     # queue
@@ -91,6 +93,11 @@ class Uploader:
                     oldest[seg.camera_id] = seg.capture_end
         for camera_id, end in oldest.items():
             self.metrics.upload_lag.labels(camera_id).set(max(0.0, (now - end).total_seconds()))
+        # walking the spool costs O(files): at most once per SPOOL_WALK_SECONDS, not once per segment, so a
+        # large backlog does not make every upload slower
+        if time.monotonic() - self._spool_walked_at < SPOOL_WALK_SECONDS:
+            return
+        self._spool_walked_at = time.monotonic()
         used = self.spool.bytes_used()
         self.metrics.spool_bytes.set(used)
         full = used > self.spool_limit
