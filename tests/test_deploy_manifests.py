@@ -572,7 +572,7 @@ def test_kubernetes_selectors_ports_and_probes_agree() -> None:
             ports = {p["name"]: p["containerPort"] for p in container["ports"]}
             for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
                 check = container[probe]["httpGet"]
-                assert check["path"] == "/metrics"
+                assert check["path"] in ("/metrics", "/healthz"), f"{name}: {probe} path"
                 assert check["port"] in ports or check["port"] in ports.values(), f"{name}: {probe} port"
             assert container["resources"]["requests"] and container["resources"]["limits"], f"{name}: resources"
     for service in by_kind("Service"):
