@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,11 @@ def wants_json(request: Request) -> bool:
 
 
 def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now, options: DashboardOptions | None = None,
-               catalog: Catalog | None = None, store: ObjectStore | None = None) -> FastAPI:
+               catalog: Catalog | None = None, store: ObjectStore | None = None,
+               warm_compliance: bool = False) -> FastAPI:
+    """The app; ``warm_compliance`` starts the first retention audit at startup (``jifang dashboard`` and the
+    bench), instead of at the first request that needs it."""
+    from dashboard import compliance
     from dashboard.routes import audit_log, cameras, footage, incidents, retention, session, system
 
     options = options or DashboardOptions()
@@ -84,10 +89,18 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now, opti
         catalog.migrate()
     store = store or open_store(settings.storage, clock=clock)
     metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if warm_compliance:
+            compliance.start_refresh(state)
+        yield
+
     app = FastAPI(title="jifang dashboard", version="0.1.0", dependencies=[Depends(csrf_protect)],
-                  docs_url=None, redoc_url=None)
-    app.state.jifang = AppState(settings=settings, catalog=catalog, store=store, clock=clock, options=options,
-                                users=Users(catalog, options), metrics=metrics)
+                  docs_url=None, redoc_url=None, lifespan=lifespan)
+    state = AppState(settings=settings, catalog=catalog, store=store, clock=clock, options=options,
+                     users=Users(catalog, options), metrics=metrics, audit_cache=compliance.AuditCache())
+    app.state.jifang = state
     for module in (system, session, cameras, incidents, footage, retention, audit_log):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")

@@ -4,6 +4,7 @@ catalog, never from the URL, so no path can be smuggled in."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -80,3 +81,40 @@ def valid_image_key(key: str, camera_id: str) -> bool:
     parts = key.split("/")
     return (len(parts) == 6 and parts[0] == "images" and parts[1] == camera_id and key.endswith(".jpg")
             and all(p and p not in (".", "..") and "\\" not in p for p in parts))
+
+
+def split_fragmented(data: bytes) -> tuple[bytes, bytes] | None:
+    """A fragmented MP4 segment as HLS wants it: the initialisation part (ftyp + moov, everything before the first
+    moof) and the media part (moof/mdat pairs to the end). None when the file has no fragments."""
+    offset = 0
+    while offset + 8 <= len(data):
+        size = int.from_bytes(data[offset:offset + 4], "big")
+        kind = data[offset + 4:offset + 8]
+        if kind == b"moof":
+            return (data[:offset], data[offset:]) if offset > 0 else None
+        if size == 1 and offset + 16 <= len(data):  # 64-bit size
+            size = int.from_bytes(data[offset + 8:offset + 16], "big")
+        elif size == 0:  # the box runs to the end of the file
+            return None
+        if size < 8:
+            return None
+        offset += size
+    return None
+
+
+def playlist(grant_segments: list[SegmentRow]) -> str:
+    """An HLS media playlist (version 7, fMP4) of the grant's segments. Each recorded segment is a fragmented MP4
+    with its own moov, so each gets its own EXT-X-MAP (the segment's ftyp + moov) and a discontinuity: timestamps
+    and codec parameters may restart at every segment (and there may be holes between segments)."""
+    target = max([1, *(math.ceil((r.end_at - r.start_at).total_seconds()) for r in grant_segments)])
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7", f"#EXT-X-TARGETDURATION:{target}", "#EXT-X-MEDIA-SEQUENCE:0",
+             "#EXT-X-PLAYLIST-TYPE:VOD"]
+    for index, row in enumerate(grant_segments):
+        if index:
+            lines.append("#EXT-X-DISCONTINUITY")
+        lines += [f'#EXT-X-MAP:URI="segments/{row.id}/init.mp4"',
+                  f"#EXT-X-PROGRAM-DATE-TIME:{row.start_at.astimezone(UTC).isoformat(timespec='milliseconds')}",
+                  f"#EXTINF:{(row.end_at - row.start_at).total_seconds():.3f},",
+                  f"segments/{row.id}/media.m4s"]
+    lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"

@@ -81,6 +81,17 @@ TEXT: dict[str, tuple[str, str]] = {
     "newer": ("较新", "Newer"),
     "older": ("更早", "Older"),
     "closed": ("已办结", "Closed"),
+    "live": ("实时画面", "Live view"),
+    "live_none": ("暂无画面", "No picture yet"),
+    "live_note": ("最新录像片段的最后一帧，每5秒刷新", "Last frame of the newest segment, refreshed every 5 s"),
+    "health": ("健康记录", "Health history"),
+    "ongoing": ("持续中", "ongoing"),
+    "timeline": ("覆盖时间轴", "Coverage timeline"),
+    "recorded": ("有录像", "recorded"),
+    "explained_gap": ("已说明的缺口", "explained gap"),
+    "violation": ("违规缺口", "violation"),
+    "outside_window": ("不在要求期内", "outside the window"),
+    "days": ("天", "days"),
 }
 
 

@@ -19,3 +19,7 @@ class DashboardOptions:
     login_window: timedelta = timedelta(minutes=15)
     footage_grant_seconds: int = 300  # how long a footage grant (playlist and segment URLs) stays valid
     page_size: int = 50
+    inbox_count_cap: int = 10_000  # the inbox counts at most this many matching incidents (then shows "N+")
+    compliance_refresh_seconds: float = 60.0  # the compliance audit is recomputed in the background this often
+    scope_cache_seconds: float = 10.0  # how long the grid/area tree behind scopes is cached (scope checks)
+    snapshot_cache_seconds: float = 4.0  # how long a camera's live snapshot (last frame) is cached

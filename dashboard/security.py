@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -80,15 +82,22 @@ def new_login_csrf() -> str:
     return secrets.token_urlsafe(32)
 
 
-def scope_grids(state: AppState, principal: Principal) -> frozenset[str] | None:
-    """The grid codes a principal may see: None for every grid (admin, technician). A scope entry is a grid code
-    or an area code (county, township, village): an area covers every grid below it."""
-    if principal.role not in ("supervisor", "grid_worker"):
-        return None
-    wanted = set(principal.scope)
+def _scope_tree(state: AppState) -> tuple[dict[str, str | None], dict[str, str | None]]:
+    """grid -> village and area -> parent, read at most every ``scope_cache_seconds`` (two small queries)."""
+    cached = state.scope_tree
+    if cached is not None and time.monotonic() - cached[0] < state.options.scope_cache_seconds:
+        return cached[1], cached[2]
     with state.catalog.session() as session:
-        grids = list(session.execute(select(GridRow.code, GridRow.village)))
+        grids = {code: village for code, village in session.execute(select(GridRow.code, GridRow.village))}
         parents = {code: parent for code, parent in session.execute(select(AreaRow.code, AreaRow.parent))}
+    state.scope_tree = (time.monotonic(), grids, parents)
+    return grids, parents
+
+
+@lru_cache(maxsize=1024)
+def _expand(wanted: frozenset[str], grids: tuple[tuple[str, str | None], ...],
+            parents: tuple[tuple[str, str | None], ...]) -> frozenset[str]:
+    up = dict(parents)
     allowed = set(wanted)  # grid codes match directly (also grids only in the configuration file)
     for code, village in grids:
         area, seen = village, 0
@@ -96,8 +105,22 @@ def scope_grids(state: AppState, principal: Principal) -> frozenset[str] | None:
             if area in wanted:
                 allowed.add(code)
                 break
-            area, seen = parents.get(area), seen + 1
+            area, seen = up.get(area), seen + 1
     return frozenset(allowed)
+
+
+def scope_grids(state: AppState, principal: Principal) -> frozenset[str] | None:
+    """The grid codes a principal may see: None for every grid (admin, technician). A scope entry is a grid code
+    or an area code (county, township, village): an area covers every grid below it. The grid/area tree is
+    cached for a few seconds (DashboardOptions.scope_cache_seconds); the principal's scope is always fresh."""
+    if principal.role not in ("supervisor", "grid_worker"):
+        return None
+    grids, parents = _scope_tree(state)
+    wanted = frozenset(principal.scope)
+    if not any(code in parents for code in wanted):  # only grid codes: nothing to expand
+        return wanted
+    return _expand(wanted, tuple(sorted(grids.items(), key=lambda kv: kv[0])),
+                   tuple(sorted(parents.items(), key=lambda kv: kv[0])))
 
 
 def in_scope(state: AppState, principal: Principal, grid: str) -> bool:

@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from itsdangerous import URLSafeTimedSerializer
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -47,6 +48,10 @@ class AppState:
     # signs footage grants; a new key per process: grants last minutes and die with a restart
     signer: URLSafeTimedSerializer = field(
         default_factory=lambda: URLSafeTimedSerializer(secrets.token_bytes(32), salt="jifang-footage"))
+    audit_cache: Any = None  # dashboard.compliance.AuditCache (set by create_app)
+    scope_tree: Any = None  # (monotonic time, grid -> village, area -> parent), see dashboard.security
+    snapshots: dict = field(default_factory=dict)  # camera id -> (monotonic time, dashboard.live.Snapshot)
+    live_audited: dict = field(default_factory=dict)  # (user id, camera id) -> monotonic time of the audit entry
 
     def registry(self) -> Registry:
         return open_registry(self.settings, self.catalog)

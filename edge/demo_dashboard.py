@@ -48,7 +48,7 @@ def serve_dashboard(settings: Settings, port: int = 8080) -> tuple[str, object]:
         except OSError:
             probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                                           server_header=False))
+    app = create_app(settings, warm_compliance=True)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", server_header=False))
     threading.Thread(target=server.run, name="dashboard", daemon=True).start()
     return f"http://127.0.0.1:{port}/", server

@@ -70,7 +70,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from jifang.config import load_settings
 
     settings = load_settings(args.config)
-    app = create_app(settings, options=DashboardOptions(secure_cookies=args.https))
+    app = create_app(settings, options=DashboardOptions(secure_cookies=args.https), warm_compliance=True)
     print(f"dashboard: http://{args.host}:{args.port}/", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", proxy_headers=args.https,
                 forwarded_allow_ips=args.forwarded_allow_ips, server_header=False)

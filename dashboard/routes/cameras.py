@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from dashboard import cameras
+from dashboard import cameras, live
 from dashboard.access import camera_access
 from dashboard.audit import record
 from dashboard.security import require
@@ -54,6 +54,46 @@ def camera_list(request: Request, principal: Annotated[Principal, Depends(requir
 def api_cameras(request: Request, principal: Annotated[Principal, Depends(require(*EVERYONE))]) -> list[dict]:
     technical = principal.role in TECHNICAL
     return [cameras.to_json(row, technical) for row in cameras.visible(state_of(request), principal)]
+
+
+@router.get("/api/cameras/{camera_id}/snapshot.jpg", tags=["cameras"], response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "no recent frame"}})
+def api_snapshot(request: Request,
+                 scoped: Annotated[tuple[Principal, CameraRow], Depends(camera_access(*EVERYONE))]) -> Response:
+    """The live view: the last frame of the camera's newest uploaded segment (cached a few seconds, no
+    transcoding). A viewing is audited (once per user and camera every 5 minutes of polling)."""
+    principal, row = scoped
+    state = state_of(request)
+    try:
+        shot = live.snapshot(state, row.id)
+    except live.NoSnapshot as exc:
+        raise HTTPException(404, str(exc)) from None
+    if live.should_audit(state, principal.user_id, row.id):
+        record(request, principal, "view_live", f"camera {row.id}", purpose="live view",
+               detail=f"segment {shot.segment_id}")
+        state.metrics.footage.labels("live").inc()
+    return Response(shot.jpeg, media_type="image/jpeg",
+                    headers={"cache-control": "private, no-store", "x-frame-time": shot.taken_at.isoformat()})
+
+
+@router.get("/cameras/{camera_id}/live", include_in_schema=False)
+def camera_page(request: Request,
+                scoped: Annotated[tuple[Principal, CameraRow], Depends(camera_access(*EVERYONE))]) -> Response:
+    """The camera page: live snapshot (polled every 5 s), registry status and health history (gap ledger)."""
+    principal, row = scoped
+    return page(request, "camera.html", camera=row, gaps=live.health(state_of(request), row.id),
+                technical=principal.role in TECHNICAL)
+
+
+@router.get("/api/cameras/{camera_id}/health", tags=["cameras"])
+def api_health(request: Request,
+               scoped: Annotated[tuple[Principal, CameraRow], Depends(camera_access(*EVERYONE))]) -> dict:
+    """Current registry status and the gap ledger (outages with causes), newest first."""
+    row = scoped[1]
+    return {"camera": row.id, "status": row.status, "status_detail": row.status_detail,
+            "status_at": row.status_at.isoformat() if row.status_at else None,
+            "gaps": [{"start": g.start_at.isoformat(), "end": g.end_at.isoformat() if g.end_at else None,
+                      "cause": g.cause, "detail": g.detail} for g in live.health(state_of(request), row.id)]}
 
 
 @router.get("/api/cameras/{camera_id}", tags=["cameras"])

@@ -41,6 +41,7 @@ def _grant(request: Request, principal: Principal, camera: CameraRow, body: Foot
     token = footage.issue(state, principal, camera.id, start, end)
     return {"camera": camera.id, "start": start.isoformat(), "end": end.isoformat(),
             "expires_in": state.options.footage_grant_seconds,
+            "playlist": f"/api/footage/grants/{token}/playlist.m3u8",
             "segments": [{"id": r.id, "start": r.start_at.isoformat(), "end": r.end_at.isoformat(),
                           "url": f"/api/footage/grants/{token}/segments/{r.id}"} for r in rows]}
 
@@ -83,10 +84,7 @@ def _scoped_grant(state: AppState, principal: Principal, token: str) -> footage.
     return grant
 
 
-@router.get("/api/footage/grants/{grant}/segments/{segment_id}", tags=["footage"],
-            response_class=Response, responses={200: {"content": {"video/mp4": {}}}})
-def segment(*, request: Request, grant: str = Path(..., max_length=400), segment_id: int = Path(..., ge=1),
-            principal: Annotated[Principal, Depends(current_principal)]) -> Response:
+def _segment_bytes(request: Request, principal: Principal, grant: str, segment_id: int) -> bytes:
     state = state_of(request)
     if principal.role not in VIEWERS:
         raise HTTPException(403, "forbidden")
@@ -94,10 +92,57 @@ def segment(*, request: Request, grant: str = Path(..., max_length=400), segment
     if row is None:
         raise HTTPException(404, "not found")
     try:
-        data = state.store.read(MediaKind.VIDEO, row.key)
+        return state.store.read(MediaKind.VIDEO, row.key)
     except (FileNotFoundError, JifangError):
         raise HTTPException(404, "segment missing from the store") from None
-    return Response(data, media_type="video/mp4", headers={"cache-control": "private, no-store"})
+
+
+PRIVATE = {"cache-control": "private, no-store"}
+
+
+@router.get("/api/footage/grants/{grant}/segments/{segment_id}", tags=["footage"],
+            response_class=Response, responses={200: {"content": {"video/mp4": {}}}})
+def segment(*, request: Request, grant: str = Path(..., max_length=400), segment_id: int = Path(..., ge=1),
+            principal: Annotated[Principal, Depends(current_principal)]) -> Response:
+    return Response(_segment_bytes(request, principal, grant, segment_id), media_type="video/mp4", headers=PRIVATE)
+
+
+@router.get("/api/footage/grants/{grant}/playlist.m3u8", tags=["footage"],
+            response_class=Response, responses={200: {"content": {"application/vnd.apple.mpegurl": {}}}})
+def hls_playlist(*, request: Request, grant: str = Path(..., max_length=400),
+                 principal: Annotated[Principal, Depends(current_principal)]) -> Response:
+    """The grant's segments as an HLS playlist (EXT-X-VERSION 7, fMP4: an EXT-X-MAP per segment), for players
+    with HLS support; valid as long as the grant."""
+    state = state_of(request)
+    if principal.role not in VIEWERS:
+        raise HTTPException(403, "forbidden")
+    opened = _scoped_grant(state, principal, grant)
+    rows = footage.segments(state, opened.camera_id, opened.start, opened.end)
+    return Response(footage.playlist(rows), media_type="application/vnd.apple.mpegurl", headers=PRIVATE)
+
+
+def _part(request: Request, principal: Principal, grant: str, segment_id: int, which: int) -> bytes:
+    parts = footage.split_fragmented(_segment_bytes(request, principal, grant, segment_id))
+    if parts is None:
+        raise HTTPException(404, "not a fragmented MP4 segment")
+    return parts[which]
+
+
+@router.get("/api/footage/grants/{grant}/segments/{segment_id}/init.mp4", tags=["footage"],
+            response_class=Response, responses={200: {"content": {"video/mp4": {}}}})
+def hls_init(*, request: Request, grant: str = Path(..., max_length=400), segment_id: int = Path(..., ge=1),
+             principal: Annotated[Principal, Depends(current_principal)]) -> Response:
+    """The segment's initialisation part (ftyp + moov): the playlist's EXT-X-MAP."""
+    return Response(_part(request, principal, grant, segment_id, 0), media_type="video/mp4", headers=PRIVATE)
+
+
+@router.get("/api/footage/grants/{grant}/segments/{segment_id}/media.m4s", tags=["footage"],
+            response_class=Response, responses={200: {"content": {"video/iso.segment": {}}}})
+def hls_media(*, request: Request, grant: str = Path(..., max_length=400), segment_id: int = Path(..., ge=1),
+              principal: Annotated[Principal, Depends(current_principal)]) -> Response:
+    """The segment's media part (moof/mdat fragments)."""
+    return Response(_part(request, principal, grant, segment_id, 1), media_type="video/iso.segment",
+                    headers=PRIVATE)
 
 
 @router.get("/api/incidents/{incident_id}/images/{which}", tags=["footage"],

@@ -7,7 +7,7 @@ import math
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from dashboard import incidents
@@ -43,13 +43,16 @@ def _advance(request: Request, principal: Principal, row: IncidentRow, body: Adv
     return incident_document(state.catalog, row.id)
 
 
-@router.get("/api/incidents", tags=["incidents"])
+@router.get("/api/incidents", tags=["incidents"], response_class=JSONResponse)
 def api_inbox(*, request: Request, category: str | None = Query(None, max_length=16),
               state: str | None = Query(None, max_length=8), page_no: int = Query(1, ge=1, le=100_000, alias="page"),
-              principal: Annotated[Principal, Depends(require(*READERS))]) -> dict:
+              principal: Annotated[Principal, Depends(require(*READERS))]) -> JSONResponse:
+    """The scope's incidents newest first, one page; ``total`` counts at most a cap (``total_is_lower_bound``)."""
     size = state_of(request).options.page_size
-    rows, total = incidents.inbox(state_of(request), principal, category, state, page_no, size)
-    return {"total": total, "page": page_no, "page_size": size, "items": [incidents.summary_json(r) for r in rows]}
+    rows, total, capped = incidents.inbox(state_of(request), principal, category, state, page_no, size)
+    # a JSONResponse of plain str/int values: no jsonable_encoder pass over every item
+    return JSONResponse({"total": total, "total_is_lower_bound": capped, "page": page_no, "page_size": size,
+                         "items": [incidents.summary_json(r) for r in rows]})
 
 
 @router.get("/incidents", include_in_schema=False)
@@ -57,8 +60,9 @@ def inbox_page(*, request: Request, category: str = Query("", max_length=16), st
                page_no: int = Query(1, ge=1, le=100_000, alias="page"),
                principal: Annotated[Principal, Depends(require(*READERS))]) -> Response:
     size = state_of(request).options.page_size
-    rows, total = incidents.inbox(state_of(request), principal, category or None, state or None, page_no, size)
-    return page(request, "incidents.html", incidents=rows, total=total, page_no=page_no,
+    rows, total, capped = incidents.inbox(state_of(request), principal, category or None, state or None, page_no,
+                                          size)
+    return page(request, "incidents.html", incidents=rows, total=total, capped=capped, page_no=page_no,
                 pages=max(1, math.ceil(total / size)), category=category, state=state, categories=list(CATEGORIES),
                 states=STATES)
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
-from dashboard import compliance
+from dashboard import compliance, timeline
+from dashboard.access import CAMERA_ID
 from dashboard.audit import record
 from dashboard.security import require
 from dashboard.state import state_of
 from dashboard.templating import page
 from dashboard.users import Principal
-from retention.report import render, summary, to_data
+from retention.coverage import PointAudit
+from retention.report import render, summary
 
 router = APIRouter()
 AUDITORS = ("admin", "supervisor")
@@ -22,10 +24,12 @@ REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; fra
               "base-uri 'none'; form-action 'none'")
 
 
-@router.get("/api/retention/compliance", tags=["retention"])
-def api_compliance(request: Request, principal: Annotated[Principal, Depends(require(*AUDITORS))]) -> dict:
-    state = state_of(request)
-    return to_data(compliance.audit(state, principal).audits, state.now())
+@router.get("/api/retention/compliance", tags=["retention"], response_class=Response,
+            responses={200: {"content": {"application/json": {}}}})
+def api_compliance(request: Request, principal: Annotated[Principal, Depends(require(*AUDITORS))]) -> Response:
+    """The retention audit of the user's points, as of ``generated_at`` (recomputed in the background at most
+    every few minutes: see dashboard.compliance)."""
+    return Response(compliance.document(state_of(request), principal), media_type="application/json")
 
 
 @router.get("/retention", include_in_schema=False)
@@ -36,11 +40,35 @@ def retention_page(request: Request, principal: Annotated[Principal, Depends(req
                 holds=compliance.holds(state, principal))
 
 
+def _point(request: Request, principal: Principal, camera_id: str) -> PointAudit:
+    found = compliance.point(state_of(request), principal, camera_id)
+    if found is None:
+        raise HTTPException(404, "not found")
+    return found
+
+
+@router.get("/api/retention/points/{camera_id}/timeline", tags=["retention"])
+def api_timeline(request: Request, principal: Annotated[Principal, Depends(require(*AUDITORS))],
+                 camera_id: str = CAMERA_ID) -> dict:
+    """The point's coverage timeline: days x hours (China Standard Time), each hour recorded, explained_gap,
+    violation or outside_window, over its required window (at most the last 92 days), newest day first."""
+    found = _point(request, principal, camera_id)
+    return timeline.to_json(found, timeline.timeline(found))
+
+
+@router.get("/retention/points/{camera_id}", include_in_schema=False)
+def point_page(request: Request, principal: Annotated[Principal, Depends(require(*AUDITORS))],
+               camera_id: str = CAMERA_ID) -> Response:
+    found = _point(request, principal, camera_id)
+    return page(request, "retention_point.html", audit=found, days=timeline.timeline(found),
+                max_days=timeline.MAX_DAYS)
+
+
 @router.get("/retention/report", include_in_schema=False)
 def printable_report(request: Request, principal: Annotated[Principal, Depends(require(*AUDITORS))]) -> Response:
     """The retention issue's printable HTML report, for the points of the user's scope (an audited export)."""
     state = state_of(request)
     scoped = compliance.audit(state, principal)
     record(request, principal, "export", "retention report", detail=f"{len(scoped.audits)} points")
-    html = render(scoped.audits, "html", state.now(), scoped.settings)
+    html = render(scoped.audits, "html", scoped.at, scoped.settings)
     return HTMLResponse(html, headers={"content-security-policy": REPORT_CSP})

@@ -19,5 +19,14 @@
       player.addEventListener("error", next);
       next();
     }
+    // live view: reload the camera's latest snapshot every few seconds (no streaming, no transcoding)
+    var live = document.getElementById("live");
+    if (live && live.dataset.live) {
+      var every = parseInt(live.dataset.interval, 10) || 5000;
+      window.setInterval(function () {
+        if (document.hidden) { return; }
+        live.src = live.dataset.live + "?t=" + Date.now();
+      }, every);
+    }
   });
 })();

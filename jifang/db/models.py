@@ -407,3 +407,7 @@ class LoginAttemptRow(Base):
 
     __table_args__ = (Index("ix_login_attempts_ip_at", "ip", "at"),
                       Index("ix_login_attempts_user_ip_at", "username", "ip", "at"))
+
+
+# the dashboard's inbox across every grid pages newest first on this index (migration 0008)
+Index("ix_incidents_occurred_id", IncidentRow.occurred_at, IncidentRow.id)

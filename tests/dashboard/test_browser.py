@@ -129,3 +129,21 @@ def test_supervisor_opens_retention_and_the_printed_report(server: str, browser)
     assert "33100200001320000001" in report.content() and "33100200001320000002" not in report.content()
     report.emulate_media(media="print")
     shot(report, "retention-report")
+
+
+def test_camera_page_live_view_and_timeline(server: str, browser) -> None:  # type: ignore[no-untyped-def]
+    page = log_in(browser, server, "worker")
+    page.goto(f"{server}/cameras/33100200001320000001/live")
+    page.wait_for_load_state("networkidle")
+    live = page.locator("#live")
+    assert live.evaluate("img => img.complete && img.naturalWidth > 0")  # the decoded last frame
+    first = live.get_attribute("src")
+    page.wait_for_function("src => document.getElementById('live').src.indexOf(src) === -1 || "
+                           "document.getElementById('live').src.indexOf('?t=') > 0", arg=first, timeout=8_000)
+    assert "?t=" in (live.get_attribute("src") or "")  # polled every 5 s
+    shot(page, "camera-live")
+    page = log_in(browser, server, "sup")
+    page.click("a[href='/retention/points/33100200001320000001']")
+    page.wait_for_load_state("networkidle")
+    assert page.locator("#timeline tbody tr").count() >= 30
+    shot(page, "retention-timeline")

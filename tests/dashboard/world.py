@@ -3,9 +3,11 @@ images and a recorded segment in each, and one user per role."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
+import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -96,10 +98,20 @@ def add_incident(world: World, grid: str, camera: str) -> int:
         return row.id
 
 
+@functools.cache
+def tiny_segment() -> bytes:
+    """A real 2-second fragmented MP4 (as the recorder writes them), made once per test run."""
+    done = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=5",
+                           "-t", "2", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-movflags",
+                           "+frag_keyframe+empty_moov+default_base_moof", "-f", "mp4", "-"],
+                          capture_output=True, check=True, timeout=60)
+    return done.stdout
+
+
 def add_segment(world: World, grid: str, camera: str, tmp_path: Path) -> int:
     start = NOW - timedelta(seconds=30)
     key = video_key(camera, start)
-    data = b"\x00\x00\x00\x18ftypisom" + camera.encode()
+    data = tiny_segment() + camera.encode()  # trailing bytes make each camera's file distinct
     source = tmp_path / "seg.mp4"
     source.write_bytes(data)
     until = retain_until(start + timedelta(seconds=10), Tier.IMPORTANT, MediaKind.VIDEO)
