@@ -4,6 +4,7 @@ owner and expiry."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -35,8 +36,13 @@ def plate_distance_ok(read: str, listed: str) -> bool:
 
 
 class Watchlist:
-    def __init__(self, catalog: Catalog) -> None:
+    """Matching runs per frame: it works on a snapshot of the active entries and their embeddings, read from the
+    database at most every ``refresh_seconds`` (entries added by another process appear within that time)."""
+
+    def __init__(self, catalog: Catalog, refresh_seconds: float = 5.0) -> None:
         self.catalog = catalog
+        self.refresh_seconds = refresh_seconds
+        self._snapshot: tuple[float, list[WatchlistEntry], list[tuple[WatchlistEntry, np.ndarray]]] | None = None
 
     def add(self, *, kind: str, name: str, category: str, subcategory: str, reason: str, owner: str, at: datetime,
             plate: str = "", embeddings: list[tuple[np.ndarray, str]] | None = None,
@@ -60,7 +66,8 @@ class Watchlist:
                 unit = unit / (np.linalg.norm(unit) or 1.0)
                 session.add(WatchlistEmbedding(entry_id=entry.id, vector=unit.tobytes(), source=source))
             session.commit()
-            return entry
+        self._snapshot = None
+        return entry
 
     def entries(self, kind: str | None = None, at: datetime | None = None) -> list[WatchlistEntry]:
         with self.catalog.session() as session:
@@ -70,8 +77,24 @@ class Watchlist:
             rows = list(session.scalars(query))
         return [r for r in rows if at is None or r.expires_at is None or r.expires_at > at]
 
+    def _current(self) -> tuple[list[WatchlistEntry], list[tuple[WatchlistEntry, np.ndarray]]]:
+        now = time.monotonic()
+        if self._snapshot is None or now - self._snapshot[0] > self.refresh_seconds:
+            entries = self.entries()
+            faces = {e.id: e for e in entries if e.kind == "face"}
+            with self.catalog.session() as session:
+                rows = list(session.scalars(select(WatchlistEmbedding).where(
+                    WatchlistEmbedding.entry_id.in_(list(faces)))))
+            gallery = [(faces[r.entry_id], np.frombuffer(r.vector, dtype=np.float32)) for r in rows]
+            self._snapshot = (now, entries, gallery)
+        return self._snapshot[1], self._snapshot[2]
+
+    @staticmethod
+    def _live(entry: WatchlistEntry, at: datetime) -> bool:
+        return entry.expires_at is None or entry.expires_at > at
+
     def match_plate(self, text: str, at: datetime, fuzzy: bool = True) -> Hit | None:
-        candidates = self.entries("plate", at)
+        candidates = [e for e in self._current()[0] if e.kind == "plate" and self._live(e, at)]
         for entry in candidates:
             if entry.plate == text:
                 return Hit(entry, 1.0)
@@ -82,11 +105,7 @@ class Watchlist:
         return None
 
     def gallery(self, at: datetime) -> list[tuple[WatchlistEntry, np.ndarray]]:
-        entries = {e.id: e for e in self.entries("face", at)}
-        with self.catalog.session() as session:
-            rows = list(session.scalars(select(WatchlistEmbedding).where(
-                WatchlistEmbedding.entry_id.in_(list(entries)))))
-        return [(entries[r.entry_id], np.frombuffer(r.vector, dtype=np.float32)) for r in rows]
+        return [(entry, vector) for entry, vector in self._current()[1] if self._live(entry, at)]
 
     def match_face(self, embedding: np.ndarray, at: datetime, threshold: float) -> Hit | None:
         unit = np.asarray(embedding, dtype=np.float32)
