@@ -30,7 +30,6 @@ sys.path.insert(0, str(REPO))
 from bench.record_bench import TICKS  # noqa: E402
 from edge.simcam import SimCamera  # noqa: E402
 from jifang.db import Catalog  # noqa: E402
-from jifang.store.minio_store import MinioStore  # noqa: E402
 from jifang.tiers import MediaKind  # noqa: E402
 
 GRID = "331002001001001"
@@ -66,9 +65,7 @@ def cpu_and_rss(pid: int) -> tuple[float, int]:
 
 
 def main() -> None:
-    import logging
-
-    from moto.server import ThreadedMotoServer
+    from bench.s3 import start_s3
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agents", type=int, default=3)
@@ -77,10 +74,7 @@ def main() -> None:
     parser.add_argument("--lease", type=float, default=15)
     parser.add_argument("--pg", default="postgresql+psycopg2://jifang:jifang@127.0.0.1:5432/jifang_test")
     args = parser.parse_args()
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    s3.start()
-    endpoint = "{}:{}".format(*s3.get_host_and_port())
+    s3, endpoint, store = start_s3()
     schema = f"fleet_{int(time.time())}"
     admin = sqlalchemy.create_engine(args.pg)
     with admin.begin() as conn:
@@ -151,7 +145,6 @@ def main() -> None:
         catalog = Catalog(db_url)
         rows = [r for c in cameras for r in catalog.segments(c)]
         uploaded = sum(1 for r in rows if r.uploaded_at is not None)
-        store = MinioStore(endpoint, "k", "s", secure=False)
         stored = {o.key for o in store.list(MediaKind.VIDEO, "video/")}
         gaps = [g for c in orphaned for g in catalog.gaps(c)]
         if killed_at is not None and orphaned:

@@ -105,18 +105,9 @@ def bench_recording(args: argparse.Namespace, work: Path) -> None:
 
 
 def bench_upload(count: int, size_mb: int, work: Path) -> None:
-    import logging
+    from bench.s3 import start_s3
 
-    from moto.server import ThreadedMotoServer
-
-    from jifang.store.minio_store import MinioStore
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    store = MinioStore(f"{host}:{port}", "k", "s", secure=False)
-    store.ensure_ready()
+    server, _endpoint, store = start_s3()
     now = datetime.now(UTC)
     files = []
     for i in range(count):

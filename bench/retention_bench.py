@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import logging
 import random
 import sys
 import tempfile
@@ -99,16 +98,9 @@ def bench_inserts(url: str, count: int) -> None:
 
 
 def bench_reconcile(work: Path, objects: int) -> None:
-    from moto.server import ThreadedMotoServer
+    from bench.s3 import start_s3
 
-    from jifang.store.minio_store import MinioStore
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    store = MinioStore(f"{host}:{port}", "k", "s", secure=False)
-    store.ensure_ready()
+    server, _endpoint, store = start_s3()
     url = f"sqlite:///{work / 'reconcile.db'}"
     settings = parse_settings({
         "version": 1, "database": {"url": url}, "grids": [{"code": GRID, "name": "b"}],
