@@ -35,9 +35,10 @@ from sqlalchemy import insert, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dashboard.app import create_app
-from dashboard.options import DashboardOptions
-from dashboard.users import Users
+from jifang.dashboard.app import create_app
+from jifang.dashboard.options import DashboardOptions
+from jifang.dashboard.users import Users
+
 from jifang.config import parse_settings
 from jifang.crypto import SecretBox
 from jifang.db import Catalog

@@ -27,8 +27,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from jifang.sim.camera import SimCamera  # noqa: E402
+
 from bench.record_bench import TICKS  # noqa: E402
-from edge.simcam import SimCamera  # noqa: E402
 from jifang.db import Catalog  # noqa: E402
 from jifang.tiers import MediaKind  # noqa: E402
 

@@ -38,8 +38,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from recognition.faces.engine import Face, FaceEngine  # noqa: E402
-from recognition.faces.matching import DEFAULT_MATCH_THRESHOLD, FaceGallery, cosine  # noqa: E402
+from jifang.recognition.faces.engine import Face, FaceEngine  # noqa: E402
+from jifang.recognition.faces.matching import DEFAULT_MATCH_THRESHOLD, FaceGallery, cosine  # noqa: E402
 
 SFACE_PUBLISHED_THRESHOLD = 0.363  # OpenCV Zoo's cosine threshold for SFace
 TARGET_MS_PER_FRAME = 150.0

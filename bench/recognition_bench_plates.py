@@ -32,8 +32,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from recognition.plates.reader import PlateReader  # noqa: E402
-from recognition.plates.render import make_scene  # noqa: E402
+from jifang.recognition.plates.reader import PlateReader  # noqa: E402
+from jifang.recognition.plates.render import make_scene  # noqa: E402
 
 CCPD_TRUTH = ["皖A195K9", "皖AUJ299", "皖AT022C", "皖AMK620", "皖A256R2"]  # testdata README, ccpd_demo_0..4
 # Plate colours stated in the testdata README (the CCPD parking-lot plates are blue).

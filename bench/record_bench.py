@@ -28,7 +28,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edge.simcam import SimCamera  # noqa: E402
+from jifang.sim.camera import SimCamera  # noqa: E402
+
 from jifang.domain import ObjectMeta  # noqa: E402
 from jifang.tiers import MediaKind, Tier  # noqa: E402
 

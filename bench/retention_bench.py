@@ -24,13 +24,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from jifang.retention.service import RetentionService  # noqa: E402
+
 from jifang.config import parse_settings  # noqa: E402
 from jifang.db import Catalog  # noqa: E402
 from jifang.db.models import CoverageSpan, GapRow  # noqa: E402
 from jifang.domain import Segment, video_key  # noqa: E402
 from jifang.store import FilesystemStore  # noqa: E402
 from jifang.tiers import MediaKind, Tier, retain_until  # noqa: E402
-from retention.service import RetentionService  # noqa: E402
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 GRID = "331002001001001"

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
+from jifang.dashboard.security import in_scope, require
+from jifang.dashboard.state import state_of
+from jifang.dashboard.users import Principal
 
-from dashboard.security import in_scope, require
-from dashboard.state import state_of
-from dashboard.users import Principal
 from jifang.db.models import CameraRow, IncidentRow
 
 CAMERA_ID = Path(..., pattern=r"^[0-9]{20}$")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import Request
+from jifang.dashboard.state import client_ip, state_of
+from jifang.dashboard.users import Principal
 from sqlalchemy import select
 
-from dashboard.state import client_ip, state_of
-from dashboard.users import Principal
 from jifang.db.models import AuditEntry
 
 

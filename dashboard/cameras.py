@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from jifang.dashboard.security import scope_grids
+from jifang.dashboard.state import AppState
+from jifang.dashboard.users import Principal
 from sqlalchemy import select
 
-from dashboard.security import scope_grids
-from dashboard.state import AppState
-from dashboard.users import Principal
 from jifang.db.models import AuditEntry, CameraRow, GridRow
 from jifang.errors import ConfigError
 from jifang.registry import NewCamera
@@ -64,8 +64,8 @@ def to_json(row: CameraRow, technical: bool) -> dict:
 
 def register(state: AppState, principal: Principal, form: Registration) -> CameraRow:
     """Probe the camera over ONVIF, check its stream and clock, store it (edge.onboarding does the checks)."""
-    from edge.onboarding import from_probe
-    from edge.onboarding import register as store
+    from jifang.edge.onboarding import from_probe
+    from jifang.edge.onboarding import register as store
 
     camera: NewCamera = from_probe(form.endpoint, form.username, form.password)
     camera.id, camera.name, camera.grid, camera.tier = form.id, form.name, form.grid, form.tier

@@ -16,15 +16,16 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from dashboard.security import scope_grids
-from dashboard.state import AppState
-from dashboard.users import Principal
+from jifang.dashboard.security import scope_grids
+from jifang.dashboard.state import AppState
+from jifang.dashboard.users import Principal
+from jifang.retention.coverage import PointAudit
+from jifang.retention.ledger import Ledger
+from jifang.retention.report import to_data
+from jifang.retention.service import RetentionService
+
 from jifang.config import Settings
 from jifang.db.models import LegalHold
-from retention.coverage import PointAudit
-from retention.ledger import Ledger
-from retention.report import to_data
-from retention.service import RetentionService
 
 log = logging.getLogger("jifang.dashboard.compliance")
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
 from itsdangerous import BadSignature, SignatureExpired
+from jifang.dashboard.state import AppState
+from jifang.dashboard.users import Principal
 from sqlalchemy import select
 
-from dashboard.state import AppState
-from dashboard.users import Principal
 from jifang.db.models import SegmentRow
 from jifang.errors import ConfigError
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from jifang.dashboard.security import scope_grids
+from jifang.dashboard.state import AppState
+from jifang.dashboard.users import Principal
 from sqlalchemy import func, select
 
-from dashboard.security import scope_grids
-from dashboard.state import AppState
-from dashboard.users import Principal
 from jifang.db.models import IncidentRow, TeamMemberRow
 from jifang.incidents import NEXT_STATE, State
 

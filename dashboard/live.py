@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from jifang.dashboard.state import AppState
 from sqlalchemy import select
 
-from dashboard.state import AppState
 from jifang.db.models import GapRow, SegmentRow
 from jifang.errors import JifangError
 from jifang.tiers import MediaKind

@@ -14,10 +14,10 @@ from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from jifang.dashboard.state import AppState, state_of
+from jifang.dashboard.users import Principal
 from sqlalchemy import select
 
-from dashboard.state import AppState, state_of
-from dashboard.users import Principal
 from jifang.db.models import AreaRow, GridRow
 
 SESSION_COOKIE = "jifang_session"

@@ -9,11 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from itsdangerous import URLSafeTimedSerializer
+from jifang.dashboard.options import DashboardOptions
+from jifang.dashboard.users import Users
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.requests import Request
 
-from dashboard.options import DashboardOptions
-from dashboard.users import Users
 from jifang.config import Settings
 from jifang.db import Catalog
 from jifang.registry import Registry, open_registry

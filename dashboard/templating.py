@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.templating import Jinja2Templates
+from jifang.dashboard.i18n import LANG_COOKIE, pick, translator
+from jifang.dashboard.security import CSRF_FIELD, optional_principal
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
-
-from dashboard.i18n import LANG_COOKIE, pick, translator
-from dashboard.security import CSRF_FIELD, optional_principal
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
-from retention.coverage import PointAudit
+from jifang.retention.coverage import PointAudit
 
 CST = timezone(timedelta(hours=8))
 MAX_DAYS = 92

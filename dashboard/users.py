@@ -12,9 +12,9 @@ from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from jifang.dashboard.options import ROLES, SCOPED_ROLES, DashboardOptions
 from sqlalchemy import delete, func, select, update
 
-from dashboard.options import ROLES, SCOPED_ROLES, DashboardOptions
 from jifang.db import Catalog
 from jifang.db.models import AuditEntry, LoginAttemptRow, UserRow, UserSessionRow
 from jifang.errors import ConfigError

@@ -1,18 +1,18 @@
-"""Edge: runs one site's cameras: recording, ONVIF onboarding (probe, discovery, health), simulated cameras.
+"""Edge: runs one site's cameras: recording, recognition and ONVIF onboarding (probe, discovery, health).
 
-``EdgeAgent`` and ``connect_store`` are imported lazily so that light modules (the ONVIF simulator, the
-onboarding client) do not pull in the recorder, the database and Alembic."""
+``EdgeAgent`` is imported lazily so that light modules (the ONVIF client, onboarding) do not pull in the
+recorder, the database and Alembic."""
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["EdgeAgent", "connect_store"]
+__all__ = ["EdgeAgent"]
 
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from edge import agent
+        from jifang.edge import agent
 
         return getattr(agent, name)
     raise AttributeError(name)

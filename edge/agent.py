@@ -13,13 +13,13 @@ import os
 import shutil
 import socket
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime
 
+from jifang.edge.fleet import FleetMember
+from jifang.recorder import CameraRecorder, RecorderMetrics, SegmentSink, Spool, Uploader, check_stream
 from prometheus_client import start_http_server
 
-from edge.fleet import FleetMember
 from jifang.config import CameraConfig, Settings
 from jifang.db import Catalog
 from jifang.errors import (
@@ -27,32 +27,12 @@ from jifang.errors import (
     CameraUnauthorizedError,
     CameraUnreachableError,
     ConfigError,
-    StoreUnavailableError,
 )
 from jifang.registry import Registry, open_registry
-from jifang.store import ObjectStore, open_store
+from jifang.store import ObjectStore, connect_store
 from jifang.store.base import utc_now
-from recorder import CameraRecorder, RecorderMetrics, SegmentSink, Spool, Uploader, check_stream
 
 log = logging.getLogger("jifang.edge")
-
-
-def connect_store(settings: Settings, clock: Callable[[], datetime] = utc_now,
-                  retry_delay: float = 2.0) -> ObjectStore:
-    """Open the configured store and make sure its buckets lock objects, retrying while it is unreachable."""
-    store = open_store(settings.storage, clock=clock)
-    attempts = 1 + (settings.storage.minio.connect_retries if settings.storage.minio else 0)
-    for attempt in range(1, attempts + 1):
-        try:
-            store.ensure_ready()
-            return store
-        except StoreUnavailableError as exc:
-            if attempt == attempts:
-                raise StoreUnavailableError(f"{exc} (gave up after {attempts} attempts)") from None
-            delay = retry_delay * attempt
-            log.warning("%s; retrying in %.0f s (attempt %d of %d)", exc, delay, attempt, attempts)
-            time.sleep(delay)
-    raise AssertionError("unreachable")
 
 
 class EdgeAgent:
@@ -138,8 +118,8 @@ class EdgeAgent:
 
     def _start_recognition(self, camera_id: str) -> None:
         """Plate and face recognition on the camera's sub-stream (models loaded once, on first use)."""
-        from recognition.runtime import CameraRecognizer
-        from recorder.ffmpeg import url_with_credentials
+        from jifang.recognition.runtime import CameraRecognizer
+        from jifang.recorder.ffmpeg import url_with_credentials
 
         camera = self._eligible[camera_id]
         pipelines = self._pipelines()
@@ -154,11 +134,11 @@ class EdgeAgent:
     def _pipelines(self) -> dict:
         if self._recognition is not None:
             return self._recognition
-        from recognition.delivery import Deliverer
-        from recognition.metrics import RecognitionMetrics
-        from recognition.reporting import IncidentReporter
-        from recognition.watchlist import Watchlist
-        from retention.service import RetentionService
+        from jifang.recognition.delivery import Deliverer
+        from jifang.recognition.metrics import RecognitionMetrics
+        from jifang.recognition.reporting import IncidentReporter
+        from jifang.recognition.watchlist import Watchlist
+        from jifang.retention.service import RetentionService
 
         assert self.store is not None
         retention = RetentionService(self.settings, self.catalog, self.store, self.clock)
@@ -173,11 +153,11 @@ class EdgeAgent:
         models = self.settings.recognition.models_dir
         try:
             if "plate" in kinds:
-                from recognition.plates.reader import PlateReader
+                from jifang.recognition.plates.reader import PlateReader
 
                 pipelines["plate"] = PlateReader(models)
             if "face" in kinds:
-                from recognition.faces.engine import FaceEngine
+                from jifang.recognition.faces.engine import FaceEngine
 
                 pipelines["face"] = FaceEngine(models / "packs" / "jifang_sface")
         except Exception as exc:  # missing models: recording goes on, recognition is reported as unavailable
@@ -201,7 +181,7 @@ class EdgeAgent:
         }
 
     def _check_cameras(self, cameras: list[CameraConfig], passwords: dict[str, str | None]) -> None:
-        from recorder.ffmpeg import url_with_credentials
+        from jifang.recorder.ffmpeg import url_with_credentials
 
         for camera in cameras:
             if not camera.enabled:
@@ -275,7 +255,7 @@ class EdgeAgent:
                                      lease_seconds, self.clock, self._start_camera, self._stop_camera)
             self.fleet.start()
         if self.registry is not None and any(c.onvif_endpoint for c in self.registry.cameras(enabled_only=True)):
-            from edge.health import HealthChecker
+            from jifang.edge.health import HealthChecker
 
             self._health = HealthChecker(self.registry, self.clock)
             self._health.start()

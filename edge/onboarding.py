@@ -8,9 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from jifang.recorder.ffmpeg import check_stream, url_with_credentials
+
 from jifang.errors import CameraClockSkewError, CameraError
 from jifang.registry import NewCamera, Registry
-from recorder.ffmpeg import check_stream, url_with_credentials
 
 log = logging.getLogger("jifang.onboarding")
 
@@ -36,7 +37,7 @@ def split_host_port(text: str, default_port: int = 80) -> tuple[str, int]:
 
 def from_probe(endpoint: str, username: str, password: str, timeout: float = 5.0) -> NewCamera:
     """A NewCamera filled from an ONVIF probe (identity left for the caller: id, name, grid, tier)."""
-    from edge.onvif.client import probe
+    from jifang.edge.onvif.client import probe
 
     host, port = split_host_port(endpoint)
     result = probe(host, port, username, password, timeout=timeout)

@@ -52,3 +52,11 @@ def stop_process(process: subprocess.Popen, grace: float = 10.0) -> int | None:
 def wait_or_stop(stop: threading.Event, seconds: float) -> bool:
     """Sleep ``seconds`` unless ``stop`` is set first; True when stopping."""
     return stop.wait(seconds)
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT: long-running commands stop cleanly when it is set."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop

@@ -14,14 +14,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import requests
+from jifang.recognition.metrics import DeliveryMetrics
+from jifang.recognition.reporting import incident_document
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
 from jifang.config import MqttConfig, Settings
 from jifang.db import Catalog
 from jifang.db.models import Delivery
-from recognition.metrics import DeliveryMetrics
-from recognition.reporting import incident_document
 
 log = logging.getLogger("jifang.delivery")
 SIGNATURE_HEADER = "X-Jifang-Signature"

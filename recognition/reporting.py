@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from jifang.recognition.watchlist import Hit
 from sqlalchemy import select
 
 from jifang.config import CameraConfig, Settings
@@ -21,7 +22,6 @@ from jifang.domain import ObjectMeta, utc_stamp
 from jifang.incidents import State, gbt31000_code
 from jifang.store import ObjectStore
 from jifang.tiers import MediaKind, retain_until
-from recognition.watchlist import Hit
 
 log = logging.getLogger("jifang.incidents")
 

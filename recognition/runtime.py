@@ -17,12 +17,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from jifang.recognition.faces.tracking import Sighting, SightingTracker
+from jifang.recognition.metrics import RecognitionMetrics
+from jifang.recognition.reporting import IncidentReporter, Observation
+from jifang.recognition.watchlist import Watchlist
+
 from jifang.config import CameraConfig, Settings
 from jifang.supervision import Backoff
-from recognition.faces.tracking import Sighting, SightingTracker
-from recognition.metrics import RecognitionMetrics
-from recognition.reporting import IncidentReporter, Observation
-from recognition.watchlist import Watchlist
 
 log = logging.getLogger("jifang.recognition")
 FPS = {"plate": 4.0, "face": 2.0}

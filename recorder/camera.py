@@ -21,15 +21,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from jifang.recorder.ffmpeg import INPUT_START, classify_failure, record_command, redact, url_with_credentials
+from jifang.recorder.metrics import RecorderMetrics
+from jifang.recorder.runs import RunFolder
+from jifang.recorder.sink import SegmentSink
+
 from jifang.config import CameraConfig, RecorderConfig
 from jifang.db import Catalog
 from jifang.domain import GapCause
 from jifang.errors import CameraUnauthorizedError, CameraUnreachableError
 from jifang.supervision import Backoff, die_with_parent, stop_process
-from recorder.ffmpeg import INPUT_START, classify_failure, record_command, redact, url_with_credentials
-from recorder.metrics import RecorderMetrics
-from recorder.runs import RunFolder
-from recorder.sink import SegmentSink
 
 log = logging.getLogger("jifang.recorder")
 

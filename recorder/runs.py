@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from recorder.ffmpeg import SEGMENT_LIST
+from jifang.recorder.ffmpeg import SEGMENT_LIST
 
 ANCHOR_FILE = "anchor"
 

@@ -12,13 +12,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from jifang.recorder.ffmpeg import probe_segment
+from jifang.recorder.metrics import RecorderMetrics
+from jifang.recorder.spool import Spool, SpooledSegment
+
 from jifang.config import CameraConfig
 from jifang.db import Catalog
 from jifang.domain import Segment, video_key
 from jifang.tiers import MediaKind, retain_until
-from recorder.ffmpeg import probe_segment
-from recorder.metrics import RecorderMetrics
-from recorder.spool import Spool, SpooledSegment
 
 log = logging.getLogger("jifang.recorder")
 

@@ -13,14 +13,15 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from jifang.recorder.metrics import RecorderMetrics
+from jifang.recorder.spool import Spool, SpooledSegment
+
 from jifang.db import Catalog
 from jifang.domain import GapCause
 from jifang.errors import JifangError, ObjectConflictError
 from jifang.store import ObjectStore
 from jifang.supervision import Backoff
 from jifang.tiers import MediaKind
-from recorder.metrics import RecorderMetrics
-from recorder.spool import Spool, SpooledSegment
 
 log = logging.getLogger("jifang.uploader")
 SPOOL_WALK_SECONDS = 2.0

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from jifang.retention.ledger import Ledger
+from jifang.retention.policy import window_start
+
 from jifang.config import Settings
-from retention.ledger import Ledger
-from retention.policy import window_start
 
 
 @dataclass(frozen=True)

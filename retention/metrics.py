@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from jifang.retention.coverage import PointAudit
 from prometheus_client import CollectorRegistry, Counter, Gauge
-
-from retention.coverage import PointAudit
 
 
 class RetentionMetrics:

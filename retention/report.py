@@ -10,8 +10,9 @@ import json
 from collections import defaultdict
 from datetime import UTC, datetime
 
+from jifang.retention.coverage import PointAudit
+
 from jifang.config import Settings
-from retention.coverage import PointAudit
 
 FORMATS = ("table", "json", "csv", "html")
 

@@ -19,9 +19,8 @@ from datetime import UTC, datetime
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-
-from retention.metrics import RetentionMetrics
-from retention.service import RetentionService
+from jifang.retention.metrics import RetentionMetrics
+from jifang.retention.service import RetentionService
 
 log = logging.getLogger("jifang.retention")
 LEASE = "retention-scheduler"

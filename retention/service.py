@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
+from jifang.retention.coverage import Gap, PointAudit, audit_point
+from jifang.retention.ledger import Ledger
+from jifang.retention.policy import expiry_due, lock_target, required_lock, window_start
 from sqlalchemy import func, select
 
 from jifang.config import CameraConfig, Settings
@@ -19,9 +22,6 @@ from jifang.domain import GapCause
 from jifang.errors import ConfigError, ObjectLockedError, RetentionShortenError, StoreError
 from jifang.store import ObjectStore
 from jifang.tiers import MediaKind, Tier
-from retention.coverage import Gap, PointAudit, audit_point
-from retention.ledger import Ledger
-from retention.policy import expiry_due, lock_target, required_lock, window_start
 
 log = logging.getLogger("jifang.retention")
 SYSTEM = "system"

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 import sqlalchemy
-
-from edge.simcam import SimCamera
+from jifang.sim.camera import SimCamera
 
 PG_URL = os.environ.get("JIFANG_TEST_PG_URL", "postgresql+psycopg2://jifang:jifang@127.0.0.1:5432/jifang_test")
 

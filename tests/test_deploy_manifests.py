@@ -20,6 +20,7 @@ import json
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -459,10 +460,9 @@ def test_dockerfile_is_multi_stage_non_root_and_runs_jifang() -> None:
 
 
 def test_dockerfile_copies_every_package_and_the_ignore_file_lets_them_through() -> None:
-    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
-    packages = re.search(r"include = \[([^\]]*)\]", pyproject)
-    assert packages
-    names = {name.strip().strip('"').rstrip("*") for name in packages[1].split(",")}
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    names = set(pyproject["tool"]["setuptools"]["package-dir"].values())
+    assert {"jifang", "edge", "recorder", "cli"} <= names
     copies = {source for keyword, rest in dockerfile_instructions() if keyword == "COPY" and "--from" not in rest
               for source in rest.split()[:-1] if not source.startswith("--")}
     assert names <= copies, f"packages not copied into the image: {sorted(names - copies)}"

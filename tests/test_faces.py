@@ -18,11 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from recognition.faces.engine import Face, FaceEngine, PackError, align_face, yaw_ratio
-from recognition.faces.matching import DEFAULT_MATCH_THRESHOLD, FaceGallery, Match, cosine
-from recognition.faces.tracking import Sighting, SightingTracker, iou
-from recognition.faces.types import Quality, face_rank
+from jifang.recognition.faces.engine import Face, FaceEngine, PackError, align_face, yaw_ratio
+from jifang.recognition.faces.matching import DEFAULT_MATCH_THRESHOLD, FaceGallery, Match, cosine
+from jifang.recognition.faces.tracking import Sighting, SightingTracker, iou
+from jifang.recognition.faces.types import Quality, face_rank
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS_ENV = "JIFANG_MODELS_DIR"

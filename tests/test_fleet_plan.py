@@ -1,4 +1,4 @@
-from edge.fleet import plan
+from jifang.edge.fleet import plan
 
 CAMERAS = [f"c{i}" for i in range(7)]
 

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from jifang.recognition.metrics import DeliveryMetrics, RecognitionMetrics
+from jifang.recorder.metrics import RecorderMetrics
+from jifang.retention.metrics import RetentionMetrics
 from prometheus_client import CollectorRegistry
-
-from recognition.metrics import DeliveryMetrics, RecognitionMetrics
-from recorder.metrics import RecorderMetrics
-from retention.metrics import RetentionMetrics
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 GRAFANA = DEPLOY / "grafana"

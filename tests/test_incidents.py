@@ -15,6 +15,10 @@ from typing import ClassVar
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
+from jifang.recognition.delivery import SIGNATURE_HEADER, TIMESTAMP_HEADER, Deliverer, sign
+from jifang.recognition.gat1400 import to_gat1400
+from jifang.recognition.reporting import IncidentReporter, Observation, incident_document
+from jifang.recognition.watchlist import Watchlist, plate_distance_ok
 
 from jifang.config import parse_settings
 from jifang.crypto import SecretBox
@@ -23,10 +27,6 @@ from jifang.incidents import State, category_problem, gbt31000_code
 from jifang.registry import Registry
 from jifang.store import FilesystemStore
 from jifang.tiers import MediaKind, retain_until
-from recognition.delivery import SIGNATURE_HEADER, TIMESTAMP_HEADER, Deliverer, sign
-from recognition.gat1400 import to_gat1400
-from recognition.reporting import IncidentReporter, Observation, incident_document
-from recognition.watchlist import Watchlist, plate_distance_ok
 
 GRID = "331002001001001"
 CAMERA = "33100200001320000001"

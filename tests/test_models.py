@@ -15,9 +15,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from jifang.recognition import models as M
 from onnx import TensorProto, helper, numpy_helper
-
-from recognition import models as M
 
 
 def _tiny_model(extra_inputs: bool = True) -> onnx.ModelProto:

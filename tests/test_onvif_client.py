@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from jifang.edge.onvif.client import ProbeResult, probe, wsdl_dir
+from jifang.edge.onvif.discovery import discover, parse_probe_matches, probe_message
 
-from edge.onvif.client import ProbeResult, probe, wsdl_dir
-from edge.onvif.discovery import discover, parse_probe_matches, probe_message
 from jifang.errors import (
     CameraClockSkewError,
     CameraError,
@@ -382,7 +382,7 @@ def test_soap_server_refusing_get_system_date_and_time_is_not_onvif(canned: Any)
 
 
 def _simulator_class() -> Any:
-    from edge.onvif.simulator import OnvifSimulator
+    from jifang.sim.onvif import OnvifSimulator
 
     return OnvifSimulator
 

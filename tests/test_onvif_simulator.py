@@ -18,13 +18,7 @@ from typing import Any
 
 import onvif
 import pytest
-from onvif import ONVIFCamera
-from onvif.exceptions import ONVIFError
-from zeep import Client, Settings
-from zeep.exceptions import Fault
-from zeep.wsse.username import UsernameToken
-
-from edge.onvif.simulator import (
+from jifang.sim.onvif import (
     NS_DN,
     NS_SOAP12,
     NS_TDS,
@@ -37,6 +31,11 @@ from edge.onvif.simulator import (
     NS_WSU,
     OnvifSimulator,
 )
+from onvif import ONVIFCamera
+from onvif.exceptions import ONVIFError
+from zeep import Client, Settings
+from zeep.exceptions import Fault
+from zeep.wsse.username import UsernameToken
 
 # The WSDLs that ship inside the onvif-zeep wheel: passing them explicitly guarantees nothing is fetched remotely.
 WSDL_DIR = str(Path(onvif.__file__).resolve().parent.parent / "wsdl")

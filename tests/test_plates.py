@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-
-from recognition import models as M
-from recognition.plates import ga36
-from recognition.plates.reader import PlateRead, PlateReader, colour_from_hsv, order_corners, plate_like
-from recognition.plates.render import (
+from jifang.recognition import models as M
+from jifang.recognition.plates import ga36
+from jifang.recognition.plates.reader import PlateRead, PlateReader, colour_from_hsv, order_corners, plate_like
+from jifang.recognition.plates.render import (
     FONT_PATH,
     make_scene,
     random_plate_text,
@@ -240,7 +239,7 @@ def test_clp_det_fallback_reads_rendered_plates(
     (tmp_path / "plates").mkdir()
     for rel in ("plates/clp_det.onnx", "plates/ch_PP-OCRv4_rec_infer.onnx"):
         (tmp_path / rel).symlink_to((models_dir / rel).resolve())
-    with caplog.at_level(logging.WARNING, logger="recognition.plates.reader"):
+    with caplog.at_level(logging.WARNING, logger="jifang.recognition.plates.reader"):
         fallback = PlateReader(tmp_path)
     assert fallback.detector_name == "clp_det" and fallback.colour_model is None
     assert "y5fu" in caplog.text

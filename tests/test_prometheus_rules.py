@@ -7,11 +7,10 @@ import re
 import subprocess
 from pathlib import Path
 
+from jifang.recognition.metrics import DeliveryMetrics, RecognitionMetrics
+from jifang.recorder.metrics import RecorderMetrics
+from jifang.retention.metrics import RetentionMetrics
 from prometheus_client import CollectorRegistry
-
-from recognition.metrics import DeliveryMetrics, RecognitionMetrics
-from recorder.metrics import RecorderMetrics
-from retention.metrics import RetentionMetrics
 
 RULES = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"
 

@@ -8,15 +8,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from jifang.recognition.metrics import RecognitionMetrics
+from jifang.recognition.reporting import IncidentReporter, incidents
+from jifang.recognition.runtime import CameraRecognizer
+from jifang.recognition.watchlist import Watchlist
 
 from jifang.config import parse_settings
 from jifang.db import Catalog
 from jifang.db.models import Sighting
 from jifang.store import FilesystemStore
-from recognition.metrics import RecognitionMetrics
-from recognition.reporting import IncidentReporter, incidents
-from recognition.runtime import CameraRecognizer
-from recognition.watchlist import Watchlist
 
 GRID = "331002001001001"
 

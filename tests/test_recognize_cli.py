@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 import cv2
-
-from recognition.plates.render import make_scene
+from jifang.recognition.plates.render import make_scene
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,6 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from jifang.recorder import RecorderMetrics, Spool, Uploader
+from jifang.recorder.camera import stall_timeout
+from jifang.recorder.ffmpeg import classify_failure, redact, url_with_credentials
 
 from jifang.db import Catalog
 from jifang.domain import Segment, video_key
@@ -21,9 +24,6 @@ from jifang.errors import (
 )
 from jifang.store import FilesystemStore
 from jifang.tiers import MediaKind, Tier, retain_until
-from recorder import RecorderMetrics, Spool, Uploader
-from recorder.camera import stall_timeout
-from recorder.ffmpeg import classify_failure, redact, url_with_credentials
 
 CAMERA = "33100200001320000001"
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)

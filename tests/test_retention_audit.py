@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from jifang.retention.report import render
+from jifang.retention.service import RetentionService
 
 from jifang.db import Catalog
 from jifang.domain import GapCause
 from jifang.store import FilesystemStore
 from jifang.tiers import MediaKind
-from retention.report import render
-from retention.service import RetentionService
 
 from .retention_history import Clock, History, settings_for
 
@@ -211,8 +211,8 @@ def test_lowering_a_tier_never_shortens_a_lock(history) -> None:  # type: ignore
 
 
 def test_metrics_and_job_runs(history) -> None:  # type: ignore[no-untyped-def]
-    from retention.metrics import RetentionMetrics
-    from retention.scheduler import Scheduler
+    from jifang.retention.metrics import RetentionMetrics
+    from jifang.retention.scheduler import Scheduler
 
     service, clock = history
     metrics = RetentionMetrics()
@@ -231,7 +231,7 @@ def test_metrics_and_job_runs(history) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_forecast_from_measured_bitrates(history, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from retention.forecast import by_tier, forecast
+    from jifang.retention.forecast import by_tier, forecast
 
     service, _clock = history
     points = {p.camera: p for p in forecast(service.settings, service.ledger, NOW)}

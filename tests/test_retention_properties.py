@@ -9,11 +9,11 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jifang.retention.service import RetentionService
 
 from jifang.db import Catalog
 from jifang.store import FilesystemStore
 from jifang.tiers import MediaKind, Tier, retain_until
-from retention.service import RetentionService
 
 from .retention_history import Clock, History, settings_for
 

@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from jifang.retention.service import RetentionService
 
 from jifang.db import Catalog
 from jifang.errors import ObjectLockedError
 from jifang.store import FilesystemStore
 from jifang.store.minio_store import MinioStore
 from jifang.tiers import MediaKind, retain_until
-from retention.service import RetentionService
 
 from .retention_history import History, settings_for
 
@@ -109,7 +109,7 @@ def test_overlapping_holds_release_only_what_no_other_hold_covers(site) -> None:
 
 
 def test_sightings_expire_with_their_image_tier_unless_evidence(site) -> None:  # type: ignore[no-untyped-def]
-    from recognition.reporting import IncidentReporter, Observation
+    from jifang.recognition.reporting import IncidentReporter, Observation
 
     service, _history = site("general")
     now = datetime.now(UTC)

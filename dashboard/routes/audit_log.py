@@ -7,11 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-
-from dashboard import audit
-from dashboard.security import require
-from dashboard.templating import page
-from dashboard.users import Principal
+from jifang.dashboard import audit
+from jifang.dashboard.security import require
+from jifang.dashboard.templating import page
+from jifang.dashboard.users import Principal
 
 router = APIRouter()
 AUDITORS = ("admin", "supervisor")

@@ -6,15 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
+from jifang.dashboard import cameras, live
+from jifang.dashboard.access import camera_access
+from jifang.dashboard.audit import record
+from jifang.dashboard.security import require
+from jifang.dashboard.state import client_ip, state_of
+from jifang.dashboard.templating import page
+from jifang.dashboard.users import Principal
 from pydantic import BaseModel, Field
 
-from dashboard import cameras, live
-from dashboard.access import camera_access
-from dashboard.audit import record
-from dashboard.security import require
-from dashboard.state import client_ip, state_of
-from dashboard.templating import page
-from dashboard.users import Principal
 from jifang.db.models import CameraRow
 from jifang.errors import JifangError
 

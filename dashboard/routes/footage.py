@@ -7,15 +7,15 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
 from fastapi.responses import Response
+from jifang.dashboard import footage
+from jifang.dashboard.access import camera_access, incident_access
+from jifang.dashboard.audit import record
+from jifang.dashboard.security import current_principal, in_scope
+from jifang.dashboard.state import AppState, state_of
+from jifang.dashboard.templating import page
+from jifang.dashboard.users import Principal
 from pydantic import BaseModel, Field
 
-from dashboard import footage
-from dashboard.access import camera_access, incident_access
-from dashboard.audit import record
-from dashboard.security import current_principal, in_scope
-from dashboard.state import AppState, state_of
-from dashboard.templating import page
-from dashboard.users import Principal
 from jifang.db.models import CameraRow, IncidentRow
 from jifang.errors import JifangError
 from jifang.tiers import MediaKind

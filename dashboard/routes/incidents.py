@@ -8,18 +8,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from jifang.dashboard import incidents
+from jifang.dashboard.access import incident_access
+from jifang.dashboard.security import require
+from jifang.dashboard.state import state_of
+from jifang.dashboard.templating import page
+from jifang.dashboard.users import Principal
+from jifang.recognition.reporting import advance, incident_document
 from pydantic import BaseModel, Field
 
-from dashboard import incidents
-from dashboard.access import incident_access
-from dashboard.security import require
-from dashboard.state import state_of
-from dashboard.templating import page
-from dashboard.users import Principal
 from jifang.db.models import IncidentRow
 from jifang.errors import ConfigError
 from jifang.incidents import CATEGORIES, State
-from recognition.reporting import advance, incident_document
 
 router = APIRouter()
 READERS = ("admin", "supervisor", "grid_worker")

@@ -7,16 +7,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
-
-from dashboard import compliance, timeline
-from dashboard.access import CAMERA_ID
-from dashboard.audit import record
-from dashboard.security import require
-from dashboard.state import state_of
-from dashboard.templating import page
-from dashboard.users import Principal
-from retention.coverage import PointAudit
-from retention.report import render, summary
+from jifang.dashboard import compliance, timeline
+from jifang.dashboard.access import CAMERA_ID
+from jifang.dashboard.audit import record
+from jifang.dashboard.security import require
+from jifang.dashboard.state import state_of
+from jifang.dashboard.templating import page
+from jifang.dashboard.users import Principal
+from jifang.retention.coverage import PointAudit
+from jifang.retention.report import render, summary
 
 router = APIRouter()
 AUDITORS = ("admin", "supervisor")

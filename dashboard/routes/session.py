@@ -6,13 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
-
-from dashboard.audit import record
-from dashboard.i18n import pick, translator
-from dashboard.security import LOGIN_CSRF_COOKIE, SESSION_COOKIE, current_principal, new_login_csrf
-from dashboard.state import client_ip, state_of
-from dashboard.templating import page
-from dashboard.users import Principal
+from jifang.dashboard.audit import record
+from jifang.dashboard.i18n import pick, translator
+from jifang.dashboard.security import LOGIN_CSRF_COOKIE, SESSION_COOKIE, current_principal, new_login_csrf
+from jifang.dashboard.state import client_ip, state_of
+from jifang.dashboard.templating import page
+from jifang.dashboard.users import Principal
 
 router = APIRouter()
 

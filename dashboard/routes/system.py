@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from jifang.dashboard.security import current_principal
+from jifang.dashboard.state import state_of
+from jifang.dashboard.users import Principal
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from dashboard.security import current_principal
-from dashboard.state import state_of
-from dashboard.users import Principal
 from jifang.tiers import MediaKind
 
 router = APIRouter()

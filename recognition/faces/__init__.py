@@ -4,9 +4,9 @@ watchlist matching and sighting tracking (issue #5 §4-5).
 Importing this package is cheap; the heavy modules (insightface, onnxruntime) load only with `engine`.
 """
 
-from recognition.faces.matching import DEFAULT_MATCH_THRESHOLD, FaceGallery, Match, cosine
-from recognition.faces.tracking import Sighting, SightingTracker
-from recognition.faces.types import Face, Quality, QualityPolicy
+from jifang.recognition.faces.matching import DEFAULT_MATCH_THRESHOLD, FaceGallery, Match, cosine
+from jifang.recognition.faces.tracking import Sighting, SightingTracker
+from jifang.recognition.faces.types import Face, Quality, QualityPolicy
 
 __all__ = [
     "DEFAULT_MATCH_THRESHOLD",

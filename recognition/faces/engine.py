@@ -14,8 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnxruntime as ort
-
-from recognition.faces.types import Face, Quality, QualityPolicy, face_rank
+from jifang.recognition.faces.types import Face, Quality, QualityPolicy, face_rank
 
 __all__ = ["Face", "FaceEngine", "PackError", "Quality", "QualityPolicy", "align_face", "face_rank"]
 

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import numpy as np
-
-from recognition.faces.types import Face, face_rank
+from jifang.recognition.faces.types import Face, face_rank
 
 T = TypeVar("T")
 Box = tuple[int, int, int, int]

@@ -1,5 +1,5 @@
 """Licence plates (issue #5 item 3): GA 36-2018 validation, synthetic renders for tests, and the reader."""
 
-from recognition.plates.ga36 import normalize, problem
+from jifang.recognition.plates.ga36 import normalize, problem
 
 __all__ = ["normalize", "problem"]

@@ -25,8 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnxruntime as ort
-
-from recognition.plates import ga36
+from jifang.recognition.plates import ga36
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from jifang.recognition.plates.ga36 import DIGITS, LETTERS, NEW_ENERGY_MARKS, PROVINCES, SERIAL_CHARS
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
-
-from recognition.plates.ga36 import DIGITS, LETTERS, NEW_ENERGY_MARKS, PROVINCES, SERIAL_CHARS
 
 FONT_PATH = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 STYLES = ("blue", "yellow", "green")

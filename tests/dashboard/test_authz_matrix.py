@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from jifang.dashboard.state import state_of
 from starlette.routing import Mount, Route
 
-from dashboard.state import state_of
 from tests.dashboard.world import CAMERA_A, CAMERA_B, GRID_A, GRID_B, NOW, ROLES, World, login, login_csrf
 
 ALL = frozenset(ROLES)

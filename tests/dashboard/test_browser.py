@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from jifang.sim.camera import SimCamera
 
-from edge.simcam import SimCamera
 from tests.dashboard.world import GRID_A, PASSWORD, World
 
 CHROMIUM = "/usr/bin/chromium"

@@ -7,8 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from jifang.dashboard.footage import split_fragmented
 
-from dashboard.footage import split_fragmented
 from tests.dashboard.world import CAMERA_A, NOW, World, login
 
 

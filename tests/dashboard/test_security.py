@@ -6,9 +6,9 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
+from jifang.dashboard.options import DashboardOptions
+from jifang.dashboard.security import SESSION_COOKIE
 
-from dashboard.options import DashboardOptions
-from dashboard.security import SESSION_COOKIE
 from tests.dashboard.test_authz_matrix import EXPECTED, concrete
 from tests.dashboard.world import CAMERA_A, GRID_A, PASSWORD, World, login, login_csrf
 

@@ -9,14 +9,14 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from jifang.dashboard import compliance, live, timeline
+from jifang.dashboard.options import DashboardOptions
+from jifang.dashboard.state import state_of
+from jifang.retention.coverage import Gap, PointAudit
 from sqlalchemy import select, update
 
-from dashboard import compliance, live, timeline
-from dashboard.options import DashboardOptions
-from dashboard.state import state_of
 from jifang.db.models import AuditEntry, SegmentRow
 from jifang.domain import GapCause
-from retention.coverage import Gap, PointAudit
 from tests.dashboard.world import CAMERA_A, CAMERA_B, NOW, World, login
 
 

@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from jifang.dashboard.app import create_app
+from jifang.dashboard.options import DashboardOptions
+from jifang.dashboard.users import Users
 
-from dashboard.app import create_app
-from dashboard.options import DashboardOptions
-from dashboard.users import Users
 from jifang.config import Settings, parse_settings
 from jifang.crypto import SecretBox
 from jifang.db import Catalog

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from edge.simcam import SimCamera
+from jifang.sim.camera import SimCamera
 
 from .agent import REPO, write_config
 

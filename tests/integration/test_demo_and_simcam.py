@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from jifang.sim.camera import SimCamera
 
-from edge.simcam import SimCamera
 from jifang.config import load_settings
 from jifang.db import Catalog
 

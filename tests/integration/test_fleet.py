@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 import yaml
-
-from edge.simcam import SimCamera
+from jifang.sim.camera import SimCamera
 
 from .agent import Agent, wait_for
 

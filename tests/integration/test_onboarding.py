@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from jifang.sim.camera import SimCamera
 
-from edge.simcam import SimCamera
 from jifang.crypto import SecretBox
 
 from .agent import REPO, Agent, wait_for

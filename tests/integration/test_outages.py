@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from jifang.sim.camera import SimCamera
 from minio import Minio
 
-from edge.simcam import SimCamera
 from jifang.tiers import Tier
 
 from .agent import CAMERA, Agent, wait_for, write_config

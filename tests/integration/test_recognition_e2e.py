@@ -22,8 +22,8 @@ import cv2
 import paho.mqtt.client as mqtt
 import pytest
 import yaml
+from jifang.sim.camera import SimCamera
 
-from edge.simcam import SimCamera
 from jifang.crypto import SecretBox
 from jifang.tiers import MediaKind
 
@@ -62,9 +62,8 @@ class Hook(http.server.BaseHTTPRequestHandler):
 
 def test_plate_and_face_hits_become_delivered_incidents(tmp_path: Path, mqtt_broker: int) -> None:
     from insightface import data as insightface_data
-
-    from recognition.faces.engine import FaceEngine
-    from recognition.plates.render import make_scene
+    from jifang.recognition.faces.engine import FaceEngine
+    from jifang.recognition.plates.render import make_scene
 
     models = models_dir()
     scene = make_scene(random.Random(7), style="blue", text=PLATE, blur_range=(0.3, 0.5))
@@ -134,7 +133,7 @@ def test_plate_and_face_hits_become_delivered_incidents(tmp_path: Path, mqtt_bro
             done = jifang("incident", "list", "--json")
             return json.loads(done.stdout)
 
-        from recognition.reporting import incidents as incident_rows
+        from jifang.recognition.reporting import incidents as incident_rows
 
         catalog = agent.catalog()
         assert wait_for(lambda: len(incident_rows(catalog)) >= 2, 60, interval=0.2), agent.log()

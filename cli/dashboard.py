@@ -9,19 +9,15 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from jifang.errors import ConfigError
+from jifang.cli.common import EXIT_OK, open_catalog
+from jifang.dashboard.options import ROLES
+from jifang.dashboard.users import Users
 
-EXIT_OK = 0
+from jifang.errors import ConfigError
 
 
 def _users(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from dashboard.users import Users
-    from jifang.config import load_settings
-    from jifang.db import Catalog
-
-    settings = load_settings(args.config)
-    catalog = Catalog(settings.database.url)
-    catalog.migrate()
+    _settings, catalog = open_catalog(args.config)
     return Users(catalog)
 
 
@@ -63,10 +59,11 @@ def cmd_user_disable(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
+    # deferred: the web stack (uvicorn, FastAPI, templates) takes ~0.5 s to import and only this command serves it
     import uvicorn
+    from jifang.dashboard.app import create_app
+    from jifang.dashboard.options import DashboardOptions
 
-    from dashboard.app import create_app
-    from dashboard.options import DashboardOptions
     from jifang.config import load_settings
 
     settings = load_settings(args.config)
@@ -77,9 +74,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def register_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from dashboard.options import ROLES
-
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     dash = sub.add_parser("dashboard", help="serve the web dashboard and its API",
                           description="Serve the dashboard (pages, /api, /openapi.json, /healthz, /metrics).")
     dash.add_argument("--config", required=True, help="configuration file")

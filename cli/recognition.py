@@ -8,33 +8,27 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from jifang.errors import ConfigError
+from jifang.cli.common import EXIT_OK, open_catalog, with_config
 
-EXIT_OK = 0
+from jifang.config import load_settings
+from jifang.errors import ConfigError
+from jifang.incidents import CATEGORIES, State
 
 
 def _catalog(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from jifang.config import load_settings
-    from jifang.db import Catalog
-
-    settings = load_settings(args.config)
-    catalog = Catalog(settings.database.url)
-    catalog.migrate()
-    return settings, catalog
+    return open_catalog(args.config)
 
 
 def _models_dir(args: argparse.Namespace) -> Path:
     if getattr(args, "models", None):
         return Path(args.models)
     if getattr(args, "config", None):
-        from jifang.config import load_settings
-
         return load_settings(args.config).recognition.models_dir
     return Path(os.environ.get("JIFANG_MODELS_DIR", "jifang-data/models"))
 
 
 def cmd_models_fetch(args: argparse.Namespace) -> int:
-    from recognition.models import fetch
+    from jifang.recognition.models import fetch
 
     files = fetch(Path(args.dir), Path(args.source) if args.source else None)
     print(f"{len(files)} model files ready in {args.dir}")
@@ -42,7 +36,7 @@ def cmd_models_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    from recognition.models import list_models
+    from jifang.recognition.models import list_models
 
     rows = list_models(Path(args.dir))
     if args.json:
@@ -59,16 +53,16 @@ def cmd_recognize(args: argparse.Namespace) -> int:
     models = _models_dir(args)
     plates = faces = None
     if args.kind in ("plate", "all"):
-        from recognition.plates.reader import PlateReader
+        from jifang.recognition.plates.reader import PlateReader
 
         plates = PlateReader(models)
     if args.kind in ("face", "all"):
-        from recognition.faces.engine import FaceEngine
+        from jifang.recognition.faces.engine import FaceEngine
 
         faces = FaceEngine(models / "packs" / "jifang_sface")
     gallery = None
     if faces is not None and args.config:
-        from recognition.watchlist import Watchlist
+        from jifang.recognition.watchlist import Watchlist
 
         _settings, catalog = _catalog(args)
         gallery = (Watchlist(catalog), _settings.recognition.face_threshold)
@@ -101,7 +95,7 @@ def cmd_recognize(args: argparse.Namespace) -> int:
 
 
 def cmd_watchlist_add(args: argparse.Namespace) -> int:
-    from recognition.watchlist import Watchlist
+    from jifang.recognition.watchlist import Watchlist
 
     settings, catalog = _catalog(args)
     embeddings = []
@@ -109,8 +103,7 @@ def cmd_watchlist_add(args: argparse.Namespace) -> int:
         if not args.image:
             raise ConfigError("a face entry needs --image (one or more photos of the person)")
         import cv2
-
-        from recognition.faces.engine import FaceEngine
+        from jifang.recognition.faces.engine import FaceEngine
 
         engine = FaceEngine(settings.recognition.models_dir / "packs" / "jifang_sface")
         for name in args.image:
@@ -123,7 +116,7 @@ def cmd_watchlist_add(args: argparse.Namespace) -> int:
             embeddings.append((found[0].embedding, Path(name).name))
     plate = ""
     if args.kind == "plate":
-        from recognition.plates.ga36 import normalize, problem
+        from jifang.recognition.plates.ga36 import normalize, problem
 
         plate = normalize(args.plate or "")
         if problem(plate):
@@ -137,7 +130,7 @@ def cmd_watchlist_add(args: argparse.Namespace) -> int:
 
 
 def cmd_watchlist_list(args: argparse.Namespace) -> int:
-    from recognition.watchlist import Watchlist
+    from jifang.recognition.watchlist import Watchlist
 
     _settings, catalog = _catalog(args)
     rows = [{"id": e.id, "kind": e.kind, "name": e.name, "plate": e.plate, "category": e.category,
@@ -151,7 +144,7 @@ def cmd_watchlist_list(args: argparse.Namespace) -> int:
 
 
 def cmd_incident_list(args: argparse.Namespace) -> int:
-    from recognition.reporting import incidents
+    from jifang.recognition.reporting import incidents
 
     _settings, catalog = _catalog(args)
     rows = [{"id": r.id, "occurred_at": r.occurred_at.isoformat(), "grid": r.grid, "camera": r.camera_id,
@@ -163,8 +156,8 @@ def cmd_incident_list(args: argparse.Namespace) -> int:
 
 
 def cmd_incident_show(args: argparse.Namespace) -> int:
-    from recognition.gat1400 import to_gat1400
-    from recognition.reporting import incident_document
+    from jifang.recognition.gat1400 import to_gat1400
+    from jifang.recognition.reporting import incident_document
 
     _settings, catalog = _catalog(args)
     try:
@@ -176,7 +169,7 @@ def cmd_incident_show(args: argparse.Namespace) -> int:
 
 
 def cmd_incident_advance(args: argparse.Namespace) -> int:
-    from recognition.reporting import advance
+    from jifang.recognition.reporting import advance
 
     _settings, catalog = _catalog(args)
     row = advance(catalog, args.id, args.to, args.actor, datetime.now(UTC), args.note, args.assignee)
@@ -184,14 +177,8 @@ def cmd_incident_advance(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def register_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from jifang.incidents import CATEGORIES, State
-
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     subcategories = sorted({s for values in CATEGORIES.values() for s in values})
-
-    def with_config(p: argparse.ArgumentParser, required: bool = True) -> argparse.ArgumentParser:
-        p.add_argument("--config", required=required, type=Path, help="configuration file (YAML)")
-        return p
 
     models = sub.add_parser("models", help="recognition models from package registries")
     msub = models.add_subparsers(dest="models_command", required=True)
@@ -246,5 +233,3 @@ def register_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     adv.add_argument("--note", default="")
     adv.set_defaults(func=cmd_incident_advance)
 
-
-__all__ = ["register_commands"]

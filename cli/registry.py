@@ -9,20 +9,14 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from jifang.errors import ConfigError, JifangError
-from jifang.registry import TEAM_ROLES
+from jifang.cli.common import EXIT_OK, open_catalog, with_config
 
-EXIT_OK = 0
+from jifang.errors import ConfigError
+from jifang.registry import TEAM_ROLES, open_registry
 
 
 def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from jifang.config import load_settings
-    from jifang.db import Catalog
-    from jifang.registry import open_registry
-
-    settings = load_settings(args.config)
-    catalog = Catalog(settings.database.url)
-    catalog.migrate()
+    settings, catalog = open_catalog(args.config)
     return settings, open_registry(settings, catalog)
 
 
@@ -95,8 +89,8 @@ def cmd_team_add(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from edge.onboarding import split_host_port
-    from edge.onvif.client import probe
+    from jifang.edge.onboarding import split_host_port
+    from jifang.edge.onvif.client import probe
 
     host, port = split_host_port(args.endpoint)
     result = probe(host, port, args.user or "", _read_password(args), timeout=args.timeout)
@@ -116,7 +110,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_camera_add(args: argparse.Namespace) -> int:
-    from edge.onboarding import from_probe, register
+    from jifang.edge.onboarding import from_probe, register
+
     from jifang.registry import NewCamera
 
     settings, registry = _open(args)
@@ -154,7 +149,7 @@ def cmd_camera_list(args: argparse.Namespace) -> int:
 
 
 def cmd_discover(args: argparse.Namespace) -> int:
-    from edge.onvif.discovery import discover
+    from jifang.edge.onvif.discovery import discover
 
     devices = discover(timeout=args.timeout, unicast_hosts=args.host or None, interface=args.interface,
                        port=args.port, multicast=not args.no_multicast)
@@ -177,11 +172,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def register_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    def with_config(p: argparse.ArgumentParser, required: bool = True) -> argparse.ArgumentParser:
-        p.add_argument("--config", required=required, type=Path, help="configuration file (YAML)")
-        return p
-
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     reg = sub.add_parser("registry", help="the registry as a whole: export, import, keys")
     rsub = reg.add_subparsers(dest="registry_command", required=True)
     rsub.add_parser("new-key", help="print a new registry (password encryption) key").set_defaults(func=cmd_new_key)
@@ -258,5 +249,3 @@ def register_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     disc.add_argument("--json", action="store_true")
     disc.set_defaults(func=cmd_discover)
 
-
-__all__ = ["JifangError", "register_commands"]

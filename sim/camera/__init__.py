@@ -88,7 +88,7 @@ class SimCamera:
         for pipe in (self.process.stdout, self.process.stderr):  # keep draining so the server never blocks
             threading.Thread(target=_drain, args=(pipe,), daemon=True).start()
         if self.onvif_port is not None:
-            from edge.onvif.simulator import OnvifSimulator
+            from jifang.sim.onvif import OnvifSimulator
 
             # ONVIF clients get the stream URL without credentials, like from a real camera
             simulator = OnvifSimulator(rtsp_url=self.url, host=self.host, port=self.onvif_port,

@@ -36,8 +36,7 @@ def prepare_media(data: Path) -> dict[str, Path]:
     """The two demo clips and the photo the demo person is enrolled from (made here, from registry packages)."""
     import cv2
     from insightface import data as insightface_data
-
-    from recognition.plates.render import make_scene
+    from jifang.recognition.plates.render import make_scene
 
     media = data / "demo-media"
     media.mkdir(parents=True, exist_ok=True)
@@ -55,10 +54,10 @@ def enrol_demo_watchlist(catalog: Catalog, models: Path, people: Path, grid: str
     from datetime import UTC, datetime
 
     import cv2
+    from jifang.recognition.faces.engine import FaceEngine
+    from jifang.recognition.watchlist import Watchlist
 
     from jifang.registry import Registry
-    from recognition.faces.engine import FaceEngine
-    from recognition.watchlist import Watchlist
 
     registry = Registry(catalog)
     if not any(g.code == grid for g in registry.grids()):

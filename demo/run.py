@@ -6,11 +6,13 @@ import logging
 import threading
 from pathlib import Path
 
-from edge.agent import EdgeAgent
-from edge.demo_recognition import DEMO_PLATE
-from edge.simcam import SimCamera
+from jifang.demo.recognition import DEMO_PLATE
+from jifang.edge.agent import EdgeAgent
+from jifang.sim.camera import SimCamera
+
 from jifang.config import dump_settings, parse_settings
 from jifang.errors import ConfigError
+from jifang.supervision import stop_on_signals
 
 log = logging.getLogger("jifang.demo")
 
@@ -25,7 +27,7 @@ def demo_settings(data: Path, urls: dict[str, str], models: Path | None = None) 
     data = data.resolve()
     recognition_cameras = []
     if models is not None:
-        from edge.demo_recognition import FACE_CAMERA, PLATE_CAMERA
+        from jifang.demo.recognition import FACE_CAMERA, PLATE_CAMERA
 
         recognition_cameras = [
             {"id": cid, "name": name, "grid": DEMO_GRID, "tier": tier, "rtsp_url": urls[path], "recognize": [kind]}
@@ -52,7 +54,7 @@ def run_demo(data: Path, duration: float | None = None, metrics_port: int = 9108
     cameras = [SimCamera(path=path) for _id, path, _tier, _name in DEMO_CAMERAS]
     models, media = None, {}
     try:
-        from edge.demo_recognition import FACE_CAMERA, PLATE_CAMERA, models_dir, prepare_media
+        from jifang.demo.recognition import FACE_CAMERA, PLATE_CAMERA, models_dir, prepare_media
 
         models = models_dir(data)
         media = prepare_media(data)
@@ -68,7 +70,7 @@ def run_demo(data: Path, duration: float | None = None, metrics_port: int = 9108
         agent = EdgeAgent(settings)
         agent.open()
         if models is not None:
-            from edge.demo_recognition import enrol_demo_watchlist
+            from jifang.demo.recognition import enrol_demo_watchlist
 
             enrol_demo_watchlist(agent.catalog, models, media["people"], DEMO_GRID)
         try:
@@ -80,7 +82,7 @@ def run_demo(data: Path, duration: float | None = None, metrics_port: int = 9108
         print(f"segments land in:  {settings.storage.path}/jifang-video/video/<camera>/...")
         print(f"catalog:           jifang catalog segments --config {config_path}")
         print(f"metrics:           http://127.0.0.1:{port}/metrics")
-        from edge.demo_dashboard import demo_users, serve_dashboard
+        from jifang.demo.dashboard import demo_users, serve_dashboard
 
         dashboard_url, dashboard = serve_dashboard(settings)
         users = demo_users(agent.catalog, data, DEMO_GRID)
@@ -92,8 +94,6 @@ def run_demo(data: Path, duration: float | None = None, metrics_port: int = 9108
             threading.Thread(target=_print_incidents, args=(agent,), daemon=True).start()
         print("recording; press Ctrl-C to stop" if duration is None else f"recording for {duration:.0f} s",
               flush=True)
-        from jifang.cli import stop_on_signals
-
         stop = stop_on_signals()
         timer = threading.Timer(duration or 0, stop.set)
         timer.daemon = True
@@ -106,7 +106,7 @@ def run_demo(data: Path, duration: float | None = None, metrics_port: int = 9108
             dashboard.should_exit = True  # type: ignore[attr-defined]
         recorded = len(agent.catalog.segments())
         if models is not None:
-            from recognition.reporting import incidents
+            from jifang.recognition.reporting import incidents
 
             print(f"{len(incidents(agent.catalog))} incidents reported", flush=True)
         print(f"stopped; {recorded} segments in the catalog", flush=True)
@@ -120,7 +120,7 @@ def _print_incidents(agent: EdgeAgent) -> None:
     """Show each new incident as it is reported, as a grid worker's inbox would."""
     import time
 
-    from recognition.reporting import incidents
+    from jifang.recognition.reporting import incidents
 
     seen: set[int] = set()
     while True:

@@ -19,7 +19,7 @@ DEMO_USERS = (("admin", "admin", ""), ("tech", "technician", ""), ("supervisor",
 
 def demo_users(catalog: Catalog, data: Path, grid: str) -> list[tuple[str, str, str]]:
     """Create the demo users once; returns (user, role, password) from DATA/demo-users.txt (mode 600)."""
-    from dashboard.users import Users
+    from jifang.dashboard.users import Users
 
     file = data / "demo-users.txt"
     if file.exists():
@@ -39,8 +39,7 @@ def demo_users(catalog: Catalog, data: Path, grid: str) -> list[tuple[str, str, 
 def serve_dashboard(settings: Settings, port: int = 8080) -> tuple[str, object]:
     """Serve the dashboard on 127.0.0.1 in a thread; returns its URL and the server (to stop it)."""
     import uvicorn
-
-    from dashboard.app import create_app
+    from jifang.dashboard.app import create_app
 
     with socket.socket() as probe:
         try:

@@ -1,0 +1,1 @@
+"""``jifang demo``: everything on one machine with simulated cameras, on embedded defaults."""

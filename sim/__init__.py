@@ -1,0 +1,1 @@
+"""Simulators for demos and tests: an RTSP camera (GStreamer), its ONVIF side."""
