@@ -12,8 +12,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from jifang.recorder.ffmpeg import probe_segment
 from jifang.recorder.metrics import RecorderMetrics
+from jifang.recorder.mp4 import validate_segment
 from jifang.recorder.spool import Spool, SpooledSegment
 
 from jifang.config import CameraConfig
@@ -60,7 +60,7 @@ class SegmentSink:
             log.error("camera %s: segment %s vanished before it was spooled", camera.id, path.name)
             self.metrics.dropped.labels(camera.id).inc()
             return None
-        probe = probe_segment(self.ffprobe, path)
+        probe = validate_segment(self.ffprobe, path)
         if probe is None:
             size = path.stat().st_size
             if size < EMPTY_FILE_BYTES:
