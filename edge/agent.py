@@ -80,7 +80,7 @@ class EdgeAgent:
             self._check_cameras([c for c in self.settings.cameras if c.id not in file_cameras], passwords)
         self.spool = Spool(self.settings.recorder.spool_dir)
         self.uploader = Uploader(self.store, self.catalog, self.spool, self.metrics, self.clock,
-                                 self.settings.recorder.spool_max_bytes)
+                                 self.settings.recorder.spool_max_bytes, workers=self.settings.recorder.upload_workers)
         self._sink = SegmentSink(self.spool, self.catalog, self.metrics, self.uploader.enqueue,
                                  self.settings.recorder.ffprobe, self.clock)
         self._passwords_by_camera = passwords

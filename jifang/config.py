@@ -141,7 +141,10 @@ class RecorderConfig(Model):
         None, ge=3, description="share the cameras with other agents of the same site through leases in the "
         "database, valid this long (none: this agent records every camera)")
     ffmpeg: str = Field("ffmpeg", description="ffmpeg executable")
-    ffprobe: str = Field("ffprobe", description="ffprobe executable")
+    ffprobe: str = Field("ffprobe", description="ffprobe executable (stream checks, and segments the in-process "
+                         "reader cannot judge)")
+    upload_workers: int = Field(2, ge=1, le=8, description="parallel uploads to the object store; one camera has "
+                                "at most one in flight, so its segments arrive in capture order")
 
 
 class DatabaseConfig(Model):

@@ -2,6 +2,11 @@
 
 An upload is idempotent (same key, same sha256 is a no-op in the store port), so a crash between the store
 accepting a segment and the catalog recording it only costs one extra HEAD at the next start.
+
+A pool of workers (``recorder.upload_workers``) uploads in parallel across cameras; one camera has at most one
+upload in flight, so each camera's segments reach the store in capture order and its upload lag is the age of
+its oldest waiting segment. The queue keeps a heap per camera and counters updated on every enqueue and
+upload, so neither costs more with a large backlog (a recovered spool of 100,000 segments).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from jifang.recorder.metrics import RecorderMetrics
@@ -25,6 +31,17 @@ from jifang.tiers import MediaKind
 
 log = logging.getLogger("jifang.uploader")
 SPOOL_WALK_SECONDS = 2.0
+SPOOL_WALK_SHARE = 0.05  # walking the spool may take at most this share of the uploader's time
+
+
+@dataclass
+class _CameraQueue:
+    """One camera's waiting segments (by capture start) and the capture ends of all it has queued."""
+
+    waiting: list[tuple[datetime, str, SpooledSegment]] = field(default_factory=list)
+    ends: list[tuple[datetime, str]] = field(default_factory=list)  # lazily pruned of uploaded keys
+    queued: int = 0  # waiting + in flight
+    busy: bool = False  # an upload of this camera is in flight
 
 
 class Uploader:
@@ -37,6 +54,7 @@ class Uploader:
         clock: Callable[[], datetime],
         spool_limit: int,
         backoff_cap: float = 30.0,
+        workers: int = 2,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -44,37 +62,80 @@ class Uploader:
         self.metrics = metrics
         self.clock = clock
         self.spool_limit = spool_limit
-        self._queue: list[tuple[datetime, str, SpooledSegment]] = []
+        self._cameras: dict[str, _CameraQueue] = {}
+        # (head capture start, camera) of cameras that may be served; stale entries are skipped when popped
+        self._ready: list[tuple[datetime, str]] = []
         self._queued_keys: set[str] = set()
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._drain_until: float | None = None
-        self._backoff = Backoff(initial=1.0, cap=backoff_cap)
-        self._thread = threading.Thread(target=self._run, name="uploader", daemon=True)
+        self._backoff_cap = backoff_cap
+        self._threads = [threading.Thread(target=self._run, name=f"uploader-{i}", daemon=True)
+                         for i in range(max(1, workers))]
         self._spool_alarm = False
         self._spool_walked_at = -SPOOL_WALK_SECONDS
+        self._spool_walk_every = SPOOL_WALK_SECONDS
+        self._gauge_lock = threading.Lock()
         self.metrics.spool_limit.set(spool_limit)
 
     # queue
 
     def enqueue(self, item: SpooledSegment) -> None:
+        seg = item.segment
         with self._cond:
-            if item.segment.key in self._queued_keys:
+            if seg.key in self._queued_keys:
                 return
-            self._queued_keys.add(item.segment.key)
-            heapq.heappush(self._queue, (item.segment.capture_start, item.segment.key, item))
-            self._cond.notify()
-        self.refresh_gauges()
+            self._queued_keys.add(seg.key)
+            queue = self._cameras.setdefault(seg.camera_id, _CameraQueue())
+            heapq.heappush(queue.waiting, (seg.capture_start, seg.key, item))
+            heapq.heappush(queue.ends, (seg.capture_end, seg.key))
+            queue.queued += 1
+            if not queue.busy and queue.waiting[0][1] == seg.key:
+                heapq.heappush(self._ready, (seg.capture_start, seg.camera_id))
+                self._cond.notify()
+            oldest_end = self._oldest_end(queue)
+        if oldest_end is not None:
+            self._set_lag(seg.camera_id, oldest_end)
 
     def backlog(self) -> int:
         with self._cond:
             return len(self._queued_keys)
 
-    def _peek(self) -> SpooledSegment | None:
-        """The oldest segment still to upload (entries already uploaded are dropped lazily)."""
-        while self._queue and self._queue[0][1] not in self._queued_keys:
-            heapq.heappop(self._queue)
-        return self._queue[0][2] if self._queue else None
+    def _oldest_end(self, queue: _CameraQueue) -> datetime | None:
+        """The capture end of the camera's oldest queued segment (caller holds the lock)."""
+        while queue.ends and queue.ends[0][1] not in self._queued_keys:
+            heapq.heappop(queue.ends)
+        return queue.ends[0][0] if queue.ends else None
+
+    def _take(self) -> SpooledSegment | None:
+        """The oldest waiting segment of a camera with no upload in flight; marks that camera busy."""
+        while self._ready:
+            start, camera_id = heapq.heappop(self._ready)
+            queue = self._cameras.get(camera_id)
+            if queue is None or queue.busy or not queue.waiting or queue.waiting[0][0] != start:
+                continue  # stale: served already, or a newer head was pushed
+            queue.busy = True
+            return heapq.heappop(queue.waiting)[2]
+        return None
+
+    def _release(self, item: SpooledSegment, uploaded: bool) -> None:
+        """The camera's upload finished: forget the segment (or put it back first in line) and free the
+        camera for the next worker."""
+        seg = item.segment
+        with self._cond:
+            queue = self._cameras[seg.camera_id]
+            queue.busy = False
+            if uploaded:
+                self._queued_keys.discard(seg.key)
+                queue.queued -= 1
+            else:
+                heapq.heappush(queue.waiting, (seg.capture_start, seg.key, item))
+            if queue.waiting:
+                heapq.heappush(self._ready, (queue.waiting[0][0], seg.camera_id))
+                self._cond.notify()
+            elif not queue.queued:
+                del self._cameras[seg.camera_id]
+            self._cond.notify_all()  # a draining stop() waits for the backlog to empty
 
     def refresh_gauges(self) -> None:
         try:
@@ -82,45 +143,50 @@ class Uploader:
         except Exception:  # metrics must never stop recording or uploading
             log.exception("refreshing spool metrics failed")
 
+    def _set_lag(self, camera_id: str, oldest_end: datetime | None) -> None:
+        lag = 0.0 if oldest_end is None else max(0.0, (self.clock() - oldest_end).total_seconds())
+        self.metrics.upload_lag.labels(camera_id).set(lag)
+
     def _refresh_gauges(self) -> None:
-        now = self.clock()
         with self._cond:
-            oldest: dict[str, datetime] = {}
-            for _start, key, item in self._queue:
-                if key not in self._queued_keys:
-                    continue
-                seg = item.segment
-                if seg.camera_id not in oldest or seg.capture_end < oldest[seg.camera_id]:
-                    oldest[seg.camera_id] = seg.capture_end
+            oldest = {camera_id: self._oldest_end(queue) for camera_id, queue in self._cameras.items()}
         for camera_id, end in oldest.items():
-            self.metrics.upload_lag.labels(camera_id).set(max(0.0, (now - end).total_seconds()))
-        # walking the spool costs O(files): at most once per SPOOL_WALK_SECONDS, not once per segment, so a
-        # large backlog does not make every upload slower
-        if time.monotonic() - self._spool_walked_at < SPOOL_WALK_SECONDS:
+            if end is not None:
+                self._set_lag(camera_id, end)
+        # walking the spool costs O(files): not once per segment, and with a large backlog (a walk of 100,000
+        # files takes a while) seldom enough that it stays a small share of the uploader's time
+        if not self._gauge_lock.acquire(blocking=False):
             return
-        self._spool_walked_at = time.monotonic()
-        used = self.spool.bytes_used()
-        self.metrics.spool_bytes.set(used)
-        full = used > self.spool_limit
-        self.metrics.spool_full.set(1 if full else 0)
-        if full and not self._spool_alarm:
-            log.warning("spool holds %d bytes, above its limit of %d: the object store is not keeping up; "
-                        "nothing is deleted, recording continues", used, self.spool_limit)
-        elif self._spool_alarm and not full:
-            log.info("spool back under its limit (%d bytes)", used)
-        self._spool_alarm = full
+        try:
+            if time.monotonic() - self._spool_walked_at < self._spool_walk_every:
+                return
+            began = time.monotonic()
+            used = self.spool.bytes_used()
+            self._spool_walked_at = time.monotonic()
+            self._spool_walk_every = max(SPOOL_WALK_SECONDS, (self._spool_walked_at - began) / SPOOL_WALK_SHARE)
+            self.metrics.spool_bytes.set(used)
+            full = used > self.spool_limit
+            self.metrics.spool_full.set(1 if full else 0)
+            if full and not self._spool_alarm:
+                log.warning("spool holds %d bytes, above its limit of %d: the object store is not keeping up; "
+                            "nothing is deleted, recording continues", used, self.spool_limit)
+            elif self._spool_alarm and not full:
+                log.info("spool back under its limit (%d bytes)", used)
+            self._spool_alarm = full
+        finally:
+            self._gauge_lock.release()
 
     def _clear_lag(self, camera_id: str) -> None:
         with self._cond:
-            if any(item.segment.camera_id == camera_id and key in self._queued_keys
-                   for _s, key, item in self._queue):
-                return
-        self.metrics.upload_lag.labels(camera_id).set(0)
+            queue = self._cameras.get(camera_id)
+            oldest_end = self._oldest_end(queue) if queue is not None else None
+        self._set_lag(camera_id, oldest_end)
 
-    # worker
+    # workers
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, drain_seconds: float) -> int:
         """Stop after uploading what is queued, waiting at most ``drain_seconds``; returns what is left."""
@@ -128,11 +194,15 @@ class Uploader:
         with self._cond:
             self._drain_until = time.monotonic() + drain_seconds
             self._cond.notify_all()
-        self._thread.join(drain_seconds + 5)
+        deadline = time.monotonic() + drain_seconds + 5
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        self._thread.join(10)
+        deadline = time.monotonic() + 10
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
         return self.backlog()
 
     def _draining_done(self) -> bool:
@@ -140,26 +210,39 @@ class Uploader:
         return self._drain_until is not None and (not self._queued_keys or time.monotonic() > self._drain_until)
 
     def _run(self) -> None:
+        backoff = Backoff(initial=1.0, cap=self._backoff_cap)  # per worker: one failing camera paces only it
         while not self._stop.is_set():
             with self._cond:
-                while self._peek() is None and not self._stop.is_set() and not self._draining_done():
+                item = self._take()
+                while item is None and not self._stop.is_set() and not self._draining_done():
                     self._cond.wait(1.0)
-                if self._stop.is_set() or self._draining_done():
+                    item = self._take()
+                if item is None:
                     return
-                item = self._peek()
-            assert item is not None
+                if self._stop.is_set() or (self._drain_until is not None
+                                           and time.monotonic() > self._drain_until):
+                    self._release_locked(item)
+                    return
             if self._upload(item):
-                with self._cond:
-                    self._queued_keys.discard(item.segment.key)
-                self._backoff.reset()
+                self._release(item, uploaded=True)
+                backoff.reset()
                 self._clear_lag(item.segment.camera_id)
                 self.refresh_gauges()
             else:
                 self.refresh_gauges()
-                delay = self._backoff.next_delay()
+                # the camera stays busy while this worker waits, so no other worker retries it sooner
+                retry_at = time.monotonic() + backoff.next_delay()
                 with self._cond:
-                    if not self._draining_done():
-                        self._cond.wait(delay)
+                    while (not self._stop.is_set() and not self._draining_done()
+                           and (remaining := retry_at - time.monotonic()) > 0):
+                        self._cond.wait(remaining)
+                self._release(item, uploaded=False)
+
+    def _release_locked(self, item: SpooledSegment) -> None:
+        """Put an untried segment back (caller holds the lock)."""
+        queue = self._cameras[item.segment.camera_id]
+        queue.busy = False
+        heapq.heappush(queue.waiting, (item.segment.capture_start, item.segment.key, item))
 
     def _upload(self, item: SpooledSegment) -> bool:
         seg = item.segment

@@ -179,3 +179,53 @@ def test_a_segment_that_can_never_upload_is_set_aside_not_blocking(tmp_path: Pat
     assert metrics.quarantined.labels(CAMERA)._value.get() == 1
     assert len(list((tmp_path / "spool" / "quarantine" / CAMERA).iterdir())) == 1
     assert [(g.cause, g.start_at) for g in catalog.gaps(CAMERA)] == [("upload_failed", first.capture_start)]
+
+
+class SlowStore(FilesystemStore):
+    """Each write takes a while and records which writes overlapped."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.lock = threading.Lock()
+        self.in_flight: dict[str, str] = {}  # key -> camera
+        self.overlaps: list[list[str]] = []  # cameras in flight at each write's start
+        self.written: list[str] = []
+
+    def _write(self, kind, key, source, meta, until):  # type: ignore[no-untyped-def]
+        with self.lock:
+            self.in_flight[key] = meta.camera_id
+            self.overlaps.append(list(self.in_flight.values()))
+        time.sleep(0.1)
+        super()._write(kind, key, source, meta, until)
+        with self.lock:
+            del self.in_flight[key]
+            self.written.append(key)
+
+
+def test_workers_upload_cameras_in_parallel_each_in_capture_order(tmp_path: Path) -> None:
+    store = SlowStore(tmp_path / "store")
+    store.ensure_ready()
+    catalog = Catalog(f"sqlite:///{tmp_path / 'c.db'}")
+    catalog.migrate()
+    spool = Spool(tmp_path / "spool")
+    metrics = RecorderMetrics()
+    cameras = [CAMERA, "33100200001320000002", "33100200001320000003"]
+    uploader = Uploader(store, catalog, spool, metrics, lambda: T0, spool_limit=10**9, backoff_cap=0.2, workers=3)
+    expected: dict[str, list[str]] = {}
+    for i in (4, 0, 3, 1, 2):  # out of order, interleaved cameras
+        for camera in cameras:
+            segment, path = make_segment(tmp_path, T0 + timedelta(seconds=10 * i), camera)
+            catalog.add_segment(segment, recorded_at=T0)
+            uploader.enqueue(spool.admit(segment, path))
+            expected.setdefault(camera, []).append(segment.key)
+    assert uploader.backlog() == 15
+    uploader.start()
+    assert wait_until(lambda: uploader.backlog() == 0)
+    assert uploader.stop(drain_seconds=1) == 0
+    for camera in cameras:
+        assert [key for key in store.written if f"/{camera}/" in key] == sorted(expected[camera])
+        assert metrics.uploaded.labels(camera)._value.get() == 5
+        assert metrics.upload_lag.labels(camera)._value.get() == 0
+    assert max(len(cams) for cams in store.overlaps) >= 2  # cameras were uploaded at the same time
+    assert all(len(cams) == len(set(cams)) for cams in store.overlaps)  # never two of one camera
+    assert spool.pending() == []
