@@ -161,3 +161,27 @@ def test_open_store_reads_keys_from_env(s3, minio_env) -> None:  # type: ignore[
     store = open_store(storage)
     store.ensure_ready()
     assert store.client._provider.retrieve().access_key == "test-access"
+
+
+def test_minio_put_signs_with_the_known_sha256_without_hashing_the_body(s3, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    import minio.api
+
+    hashed: list[int] = []
+    real = minio.api.sha256_hash
+    monkeypatch.setattr(minio.api, "sha256_hash", lambda data: hashed.append(len(data or b"")) or real(data))
+    store = MinioStore(s3.endpoint, "k", "s", secure=False)
+    store.ensure_ready()
+    content = b"segment-body" * 50_000
+    path, meta = payload(tmp_path, content)
+    trace = io.StringIO()
+    store.client.trace_on(trace)
+    key = video_key(CAMERA, meta.capture_start)
+    assert store.put(MediaKind.VIDEO, key, path, meta, NOW + timedelta(days=92)) is True
+    store.client.trace_off()
+    assert len(content) not in hashed  # the body was read once, to send it
+    assert f"X-Amz-Content-Sha256: {meta.sha256}" in trace.getvalue()
+    assert store.read(MediaKind.VIDEO, key) == content
+    assert store.stat(MediaKind.VIDEO, key).meta == meta

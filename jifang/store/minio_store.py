@@ -44,6 +44,26 @@ def _http_client() -> urllib3.PoolManager:
     )
 
 
+CONTENT_SHA256 = "x-amz-content-sha256"
+
+
+class _KnownHashMinio(Minio):
+    """minio-py hashes every request body again for the request signature (SHA-256 over HTTP, MD5 over
+    HTTPS). A segment's sha256 is known before the upload (the recorder hashed it once when spooling), so a
+    put that carries it signs with that value and the body is not read twice; the store verifies it against
+    the body (and ``x-amz-checksum-sha256``). Over HTTPS the payload goes unsigned, as minio-py does."""
+
+    def _build_headers(self, host, headers=None, body=None, creds=None):  # type: ignore[no-untyped-def]
+        known = (headers or {}).pop(CONTENT_SHA256, None)
+        if known is None or not body:
+            return super()._build_headers(host, headers, body, creds)
+        built, date = super()._build_headers(host, headers, None, creds)
+        built["Content-Length"] = str(len(body))
+        if creds and not self._base_url.is_https:
+            built[CONTENT_SHA256] = known
+        return built, date
+
+
 class MinioStore(ObjectStore):
     def __init__(
         self,
@@ -56,7 +76,7 @@ class MinioStore(ObjectStore):
     ) -> None:
         self.endpoint = endpoint
         self.clock = clock
-        self.client = Minio(
+        self.client = _KnownHashMinio(
             endpoint,
             access_key=access_key or None,
             secret_key=secret_key or None,
@@ -123,6 +143,7 @@ class MinioStore(ObjectStore):
             **meta.to_user_metadata(),
             "x-amz-sdk-checksum-algorithm": "SHA256",
             "x-amz-checksum-sha256": checksum,
+            CONTENT_SHA256: meta.sha256,  # signs the request without hashing the body again
         }
         with source.open("rb") as data:
             try:
