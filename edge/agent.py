@@ -14,10 +14,12 @@ import shutil
 import socket
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from jifang.edge.fleet import FleetMember
 from jifang.recorder import CameraRecorder, RecorderMetrics, SegmentSink, Spool, Uploader, check_stream
+from jifang.recorder.ffmpeg import url_with_credentials
 from prometheus_client import start_http_server
 
 from jifang.config import CameraConfig, Settings
@@ -33,6 +35,7 @@ from jifang.store import ObjectStore, connect_store
 from jifang.store.base import utc_now
 
 log = logging.getLogger("jifang.edge")
+STREAM_CHECKS_AT_ONCE = 16  # each is an ffprobe process for a few seconds
 
 
 class EdgeAgent:
@@ -119,7 +122,6 @@ class EdgeAgent:
     def _start_recognition(self, camera_id: str) -> None:
         """Plate and face recognition on the camera's sub-stream (models loaded once, on first use)."""
         from jifang.recognition.runtime import CameraRecognizer
-        from jifang.recorder.ffmpeg import url_with_credentials
 
         camera = self._eligible[camera_id]
         pipelines = self._pipelines()
@@ -181,20 +183,31 @@ class EdgeAgent:
         }
 
     def _check_cameras(self, cameras: list[CameraConfig], passwords: dict[str, str | None]) -> None:
-        from jifang.recorder.ffmpeg import url_with_credentials
+        """Connect to every enabled camera once, all at the same time (one slow or dead camera must not delay
+        the start of the others); a wrong password or stream path stops the start."""
+        enabled = [camera for camera in cameras if camera.enabled]
+        if not enabled:
+            return
+        with ThreadPoolExecutor(max_workers=min(STREAM_CHECKS_AT_ONCE, len(enabled)),
+                                thread_name_prefix="stream-check") as pool:
+            outcomes = list(pool.map(lambda camera: self._check_camera(camera, passwords[camera.id]), enabled))
+        refused = [outcome for outcome in outcomes if outcome is not None]
+        if refused:
+            raise ConfigError(refused[0] + (f" (and {len(refused) - 1} more cameras refused)" if len(refused) > 1
+                                            else ""))
 
-        for camera in cameras:
-            if not camera.enabled:
-                continue
-            url = url_with_credentials(camera.rtsp_url, camera.username, passwords[camera.id])
-            try:
-                check_stream(self.settings.recorder.ffprobe, camera.id, url)
-            except (CameraUnauthorizedError, CameraStreamNotFoundError) as exc:
-                raise ConfigError(str(exc)) from None
-            except CameraUnreachableError as exc:
-                log.warning("%s; it will be recorded as soon as it answers", exc)
-            except Exception as exc:
-                log.warning("camera %s: stream check failed (%s); recording will retry", camera.id, exc)
+    def _check_camera(self, camera: CameraConfig, password: str | None) -> str | None:
+        """The refusal to stop for (401, 404), or None; an unreachable camera is recorded when it answers."""
+        url = url_with_credentials(camera.rtsp_url, camera.username, password)
+        try:
+            check_stream(self.settings.recorder.ffprobe, camera.id, url)
+        except (CameraUnauthorizedError, CameraStreamNotFoundError) as exc:
+            return str(exc)
+        except CameraUnreachableError as exc:
+            log.warning("%s; it will be recorded as soon as it answers", exc)
+        except Exception as exc:
+            log.warning("camera %s: stream check failed (%s); recording will retry", camera.id, exc)
+        return None
 
     def _recover(self) -> None:
         assert self.uploader is not None and self.spool is not None
