@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -47,6 +45,10 @@ class Catalog:
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic), one process at a time."""
+        # deferred: Alembic is about a third of the CLI's import time and only migrating needs it
+        from alembic import command
+        from alembic.config import Config
+
         config = Config(str(Path(__file__).with_name("alembic.ini")))
         parsed = make_url(self.url)
         if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
