@@ -229,8 +229,12 @@ class EdgeAgent:
             else:
                 log.error("spool manifest %s has no video and no upload record", manifest)
         pending = self.spool.pending()
+        # the sink catalogued them before they were queued; only one spooled just before a crash is missing
+        # (or, with another sha256, refused as before)
+        catalogued = self.catalog.catalogued_hashes([item.segment.key for item in pending])
         for item in pending:
-            self.catalog.add_segment(item.segment, recorded_at=self.clock())
+            if catalogued.get(item.segment.key) != item.segment.sha256:
+                self.catalog.add_segment(item.segment, recorded_at=self.clock())
             self.uploader.enqueue(item)
         if pending:
             log.info("%d spooled segments waiting for upload", len(pending))
