@@ -245,6 +245,7 @@ class CameraRecorder:
         assert process.stderr is not None
         anchored = False
         for line in process.stderr:
+            run.note_line(line, time.monotonic())
             if not anchored and (match := INPUT_START.search(line)):
                 run.set_anchor(float(match.group(1)))
                 anchored = True
@@ -254,9 +255,11 @@ class CameraRecorder:
     def _drain_run(self, run: RunFolder, finished: bool) -> int:
         """Spool the run's finished segments; when ``finished``, also the partial last one, then remove it."""
         saved = 0
-        for listed in run.new_listed():
+        for listed in run.new_listed(finished=finished):
             if self._accept(listed.path, listed.start, listed.end):
                 saved += 1
+                if listed.clock_step:
+                    self._on_clock_step(listed.start, listed.end, listed.clock_step)
         if finished:
             last_end = run.last_listed_end
             for leftover in run.leftovers():
@@ -275,6 +278,15 @@ class CameraRecorder:
             return False
         self._on_segment(segment.capture_start, segment.capture_end)
         return True
+
+    def _on_clock_step(self, start: datetime, end: datetime, step: float) -> None:
+        """ffmpeg's wall clock stepped inside this segment: it was re-timed by the monotonic clock; say so."""
+        self.metrics.clock_steps.labels(self.camera.id).inc()
+        log.warning("camera %s: the recorder's wall clock stepped by %+.1f s inside the segment at %s; timed by the "
+                    "monotonic clock instead (keep NTP slewing, not stepping)", self.camera.id, step, start.isoformat())
+        self._gaps.add(start, end, GapCause.CLOCK_STEP,
+                       f"wall clock stepped by {step:+.1f} s inside this segment; its interval is timed by the "
+                       "monotonic clock and its video timestamps are unreliable")
 
     def _on_segment(self, start: datetime, end: datetime) -> None:
         closed = None

@@ -168,3 +168,33 @@ def test_a_store_down_at_start_is_retried_on_use(tmp_path: Path) -> None:
     started = time.monotonic()
     assert store.stat(MediaKind.VIDEO, "video/x.mp4") is None
     assert time.monotonic() - started < 5
+
+
+def test_a_clock_step_inside_a_segment_is_retimed_by_the_monotonic_clock(tmp_path: Path) -> None:
+    from jifang.recorder.runs import RunFolder
+
+    run = RunFolder.create(tmp_path, T0)
+    run.set_anchor(T0.timestamp())
+    # ffmpeg's clock: seg 1 holds a +300 s step, seg 3 a -20 s one (its video squeezed into 0.5 s)
+    listed = [("seg-000000.mp4", 0, 2), ("seg-000001.mp4", 2, 304), ("seg-000002.mp4", 304, 306),
+              ("seg-000003.mp4", 306, 306.5), ("seg-000004.mp4", 306.5, 308.5)]
+    opened = [100.0, 102.0, 104.0, 106.0, 128.0, 130.0]  # monotonic: every segment 2 s, seg 3 took 22 s
+    for number, at in enumerate(opened):
+        run.note_line(f"[segment @ 0x1] Opening '{run.path}/seg-{number:06d}.mp4' for writing", at)
+    (run.path / "segments.csv").write_text("".join(f"{n},{s},{e}\n" for n, s, e in listed))
+    found = run.new_listed()
+    assert [((f.start - T0).total_seconds(), (f.end - T0).total_seconds()) for f in found] == [
+        (0, 2), (2, 4), (4, 6), (6, 28), (28, 30)]
+    assert [round(f.clock_step, 1) for f in found] == [0, 300.0, 0, -21.5, 0]
+
+
+def test_a_listed_segment_waits_for_the_next_opening_while_ffmpeg_runs(tmp_path: Path) -> None:
+    from jifang.recorder.runs import RunFolder
+
+    run = RunFolder.create(tmp_path, T0)
+    run.set_anchor(T0.timestamp())
+    run.note_line("Opening 'x/seg-000000.mp4' for writing", 10.0)
+    (run.path / "segments.csv").write_text("seg-000000.mp4,0,2\n")
+    assert run.new_listed() == []
+    run.note_line("Opening 'x/seg-000001.mp4' for writing", 12.0)
+    assert [f.path.name for f in run.new_listed()] == ["seg-000000.mp4"]
