@@ -198,3 +198,10 @@ def test_a_listed_segment_waits_for_the_next_opening_while_ffmpeg_runs(tmp_path:
     assert run.new_listed() == []
     run.note_line("Opening 'x/seg-000001.mp4' for writing", 12.0)
     assert [f.path.name for f in run.new_listed()] == ["seg-000000.mp4"]
+
+
+def test_systemd_signals_only_the_agent_and_waits_for_both_stops() -> None:
+    unit = (Path(__file__).resolve().parents[1] / "deploy" / "systemd" / "jifang-edge.service").read_text()
+    settings = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#"))
+    assert settings["KillMode"] == "mixed", "control-group would SIGTERM every ffmpeg too (a second signal)"
+    assert int(settings["TimeoutStopSec"]) >= 10 + 60  # ffmpeg's bounded wait + the upload drain
