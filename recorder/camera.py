@@ -30,13 +30,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from jifang.recorder.ffmpeg import INPUT_START, classify_failure, record_command, redact, url_with_credentials
 from jifang.recorder.gaps import GapBook
 from jifang.recorder.metrics import RecorderMetrics
 from jifang.recorder.runs import RunFolder
 from jifang.recorder.sink import SegmentSink
+from sqlalchemy.exc import SQLAlchemyError
 
 from jifang.config import CameraConfig, RecorderConfig
 from jifang.db import Catalog
@@ -322,7 +321,8 @@ class CameraRecorder:
             if (not self._first_segment_seen and start < self._started_at - CONTIGUOUS_TOLERANCE
                     and not self._gaps.has_open()):
                 # the camera was already down when this agent started: before that, no agent ran
-                self._gaps.add(start, self._started_at, GapCause.NOT_RECORDED, "no recorder was running for this camera")
+                self._gaps.add(start, self._started_at, GapCause.NOT_RECORDED,
+                               "no recorder was running for this camera")
                 start = self._started_at
             self._gaps.open(start, fault.cause, fault.detail)
             self._down = True

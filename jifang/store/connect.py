@@ -10,8 +10,8 @@ from datetime import datetime
 from pathlib import Path
 
 from jifang.config import Settings
-from jifang.errors import StoreUnavailableError
 from jifang.domain import ObjectMeta, StoredObject
+from jifang.errors import StoreUnavailableError
 from jifang.store.base import ObjectStore, utc_now
 from jifang.store.factory import open_store
 from jifang.tiers import MediaKind

@@ -125,7 +125,8 @@ def assert_catalog_is_store(catalog: Catalog, store: ObjectStore, camera_id: str
     for row in uploaded:
         content = store.read(MediaKind.VIDEO, row.key)
         assert hashlib.sha256(content).hexdigest() == row.sha256 and len(content) == row.bytes, row.key
-    setaside = [(g.start_at, g.end_at) for g in catalog.gaps(camera_id) if g.cause in ("spool_corrupt", "upload_failed")]
+    setaside = [(g.start_at, g.end_at) for g in catalog.gaps(camera_id)
+                if g.cause in ("spool_corrupt", "upload_failed")]
     for row in rows:
         if row.uploaded_at is None:
             assert (row.start_at, row.end_at) in setaside, f"{row.key} neither stored nor explained"

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import yaml
 import sqlalchemy
+import yaml
 from jifang.sim.camera import SimCamera
 
 from jifang.db import Catalog
@@ -75,7 +75,11 @@ def test_five_sigterm_stops_keep_the_last_segment_each_time(tmp_path: Path, sim_
         agent = Agent(config).start()
         try:
             before = len(agent.catalog().segments(CAMERA))
-            assert wait_for(lambda: len(agent.catalog().segments(CAMERA)) >= before + 2, 90), agent.log()
+
+            def two_more(agent: Agent = agent, before: int = before) -> bool:
+                return len(agent.catalog().segments(CAMERA)) >= before + 2
+
+            assert wait_for(two_more, 90), agent.log()
             time.sleep(1.0)  # somewhere inside a segment
             stops.append(datetime.now(UTC))
             assert agent.stop() == 0, agent.log()
