@@ -1,9 +1,10 @@
 """The edge agent: records every enabled camera of the configuration until told to stop.
 
-Start: migrate the catalog, reach the object store (retrying, and saying so), spool whatever a previous run
-left behind (even after SIGKILL), check each camera once (a wrong password is a configuration error), then
-record. Stop (SIGTERM/SIGINT): every ffmpeg closes its current segment, the spool is uploaded within a
-deadline, and what is left stays spooled for the next start.
+Start: migrate the catalog, check the object store once (down: a warning, and recording goes to the spool
+until it answers), spool whatever a previous run left behind (even after SIGKILL; one bad item is set aside
+and explained, never a reason to exit), check each camera once (a wrong password is a configuration error),
+then record. Stop (SIGTERM/SIGINT): every ffmpeg gets ONE SIGTERM and closes its current segment, the spool
+is uploaded within a deadline, and what is left stays spooled for the next start.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 
 from jifang.edge.fleet import FleetMember
 from jifang.recorder import CameraRecorder, RecorderMetrics, SegmentSink, Spool, Uploader, check_stream
@@ -24,6 +26,7 @@ from prometheus_client import start_http_server
 
 from jifang.config import CameraConfig, Settings
 from jifang.db import Catalog
+from jifang.domain import GapCause, video_key
 from jifang.errors import (
     CameraStreamNotFoundError,
     CameraUnauthorizedError,
@@ -31,7 +34,7 @@ from jifang.errors import (
     ConfigError,
 )
 from jifang.registry import Registry, open_registry
-from jifang.store import ObjectStore, connect_store
+from jifang.store import ObjectStore, open_store_or_defer
 from jifang.store.base import utc_now
 
 log = logging.getLogger("jifang.edge")
@@ -73,7 +76,7 @@ class EdgeAgent:
         passwords = self._passwords()
         if self.preflight:
             self._check_cameras(self.settings.cameras, passwords)
-        self.store = connect_store(self.settings, self.clock)
+        self.store = open_store_or_defer(self.settings, self.clock)
         self.catalog.migrate()
         self.registry = open_registry(self.settings, self.catalog)
         file_cameras = {camera.id for camera in self.settings.cameras}
@@ -210,11 +213,17 @@ class EdgeAgent:
         return None
 
     def _recover(self) -> None:
+        """Spool what earlier runs left and queue the spool. Every item is handled on its own: one that cannot
+        be recovered is set aside, logged, counted and explained, and never stops the agent."""
         assert self.uploader is not None and self.spool is not None
         saved = 0
         for camera_id in self._eligible:
             if (self.spool.recording_dir / camera_id).is_dir():
-                saved += self._make_recorder(camera_id).recover_previous_runs()
+                try:
+                    saved += self._make_recorder(camera_id).recover_previous_runs()
+                except Exception:
+                    log.exception("camera %s: recovering its previous runs failed; the files stay in %s", camera_id,
+                                  self.spool.recording_dir / camera_id)
         for folder in self.spool.recording_dir.iterdir():
             if folder.is_dir() and folder.name not in self._eligible and any(folder.glob("run-*")):
                 log.warning("%s holds recordings of camera %s, which this agent no longer records; they are kept "
@@ -222,31 +231,77 @@ class EdgeAgent:
         if saved:
             log.info("spooled %d segments left by a previous run", saved)
         for manifest in self.spool.orphan_manifests():
-            key = self._manifest_key(manifest)
-            row = self.catalog.segment(key) if key else None
-            if row is not None and row.uploaded_at is not None:
-                manifest.unlink(missing_ok=True)
-            else:
-                log.error("spool manifest %s has no video and no upload record", manifest)
+            self._recover_orphan_manifest(manifest)
+        for video in self.spool.orphan_videos():
+            self._recover_orphan_video(video)
         pending = self.spool.pending()
-        # the sink catalogued them before they were queued; only one spooled just before a crash is missing
-        # (or, with another sha256, refused as before)
-        catalogued = self.catalog.catalogued_hashes([item.segment.key for item in pending])
         for item in pending:
-            if catalogued.get(item.segment.key) != item.segment.sha256:
-                self.catalog.add_segment(item.segment, recorded_at=self.clock())
-            self.uploader.enqueue(item)
+            self.uploader.enqueue(item)  # the uploader catalogs, verifies and uploads each (WAL replay)
         if pending:
             log.info("%d spooled segments waiting for upload", len(pending))
 
-    @staticmethod
-    def _manifest_key(manifest) -> str | None:  # type: ignore[no-untyped-def]
-        import json
-
+    def _recover_orphan_manifest(self, manifest: Path) -> None:
+        """A manifest whose video is gone: an upload that finished just before a crash, or a lost video."""
+        assert self.spool is not None
         try:
-            return json.loads(manifest.read_text(encoding="utf-8"))["key"]
-        except (OSError, ValueError, KeyError):
-            return None
+            segment = self.spool.read_manifest(manifest)
+        except Exception as exc:
+            self.metrics.spool_orphans.labels("manifest").inc()
+            target = self.spool.quarantine(manifest.parent.name, manifest)
+            log.error("spool manifest %s is unreadable (%s) and has no video: nothing to upload; kept as %s",
+                      manifest, exc, target)
+            return
+        try:
+            row = self.catalog.segment(segment.key)
+        except Exception as exc:  # database down: decide at the next start
+            log.warning("spool manifest %s has no video; the catalog is unavailable (%s), it stays for the next "
+                        "start", manifest, type(exc).__name__)
+            return
+        if row is not None and row.uploaded_at is not None:
+            manifest.unlink(missing_ok=True)  # uploaded and released, but the crash came before the unlink
+            return
+        self.metrics.spool_orphans.labels("manifest").inc()
+        target = self.spool.quarantine(segment.camera_id, manifest)
+        detail = f"{segment.key}: spooled video missing, its manifest kept as {target}"
+        log.error("spool manifest %s has no video and no upload record; recorded as spool_corrupt", manifest)
+        try:
+            self.catalog.add_gap(segment.camera_id, segment.capture_start, segment.capture_end,
+                                 GapCause.SPOOL_CORRUPT, detail)
+        except Exception:
+            log.exception("could not record the spool_corrupt gap of %s", segment.key)
+
+    def _recover_orphan_video(self, video: Path) -> None:
+        """A spooled video without a readable manifest: its name is its capture start, its content gives the
+        rest, so it is spooled again (validated and hashed like any segment); what cannot be is quarantined."""
+        assert self.spool is not None and self._sink is not None
+        self.metrics.spool_orphans.labels("video").inc()
+        camera = self._eligible.get(video.parent.name)
+        manifest = video.with_suffix(".json")
+        if manifest.exists():
+            kept = self.spool.quarantine(video.parent.name, manifest)
+            log.error("spool manifest %s is unreadable; kept as %s, rebuilding it from %s", manifest, kept, video)
+        else:
+            log.error("spooled video %s has no manifest; rebuilding it", video)
+        try:
+            start = datetime.strptime(video.name.removesuffix(".mp4"), "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
+        except ValueError:
+            start = None
+        if camera is None or start is None:
+            target = self.spool.quarantine(video.parent.name, video)
+            log.error("spooled video %s belongs to no camera of this agent or has no capture time in its name; "
+                      "kept as %s", video, target)
+            return
+        end = None
+        try:
+            row = self.catalog.segment(video_key(camera.id, start))
+            if row is not None:  # catalogued when it was recorded: keep its exact interval
+                start, end = row.start_at, row.end_at
+        except Exception as exc:  # database down: the name and the probed duration are good to the millisecond
+            log.warning("catalog unavailable (%s); %s is timed from its name and duration", type(exc).__name__, video)
+        try:
+            self._sink.accept(camera, camera.grid, video, start, end)  # quarantines it when it fails validation
+        except Exception:
+            log.exception("rebuilding the manifest of %s failed; it stays in the spool for the next start", video)
 
     def serve_metrics(self, host: str | None = None, port: int | None = None) -> int:
         host = host or self.settings.metrics.host

@@ -135,3 +135,9 @@ class GapCause(enum.StrEnum):
     LOCK_TOO_SHORT = "lock_too_short"
     NOT_RECORDED = "not_recorded"
     BEFORE_REGISTRATION = "before_registration"
+    # causes from the recorder's own evidence (issue 14): the fault that stopped video, kept as found
+    STORE_UNAVAILABLE = "store_unavailable"
+    DATABASE_UNAVAILABLE = "database_unavailable"
+    SPOOL_CORRUPT = "spool_corrupt"
+    CLOCK_STEP = "clock_step"
+    DISK_FULL = "disk_full"

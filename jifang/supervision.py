@@ -37,10 +37,14 @@ class Backoff:
         self.failures = 0
 
 
-def stop_process(process: subprocess.Popen, grace: float = 10.0) -> int | None:
-    """SIGTERM (ffmpeg then closes the segment it writes), wait, then SIGKILL."""
+def stop_process(process: subprocess.Popen, grace: float = 10.0, signalled: bool = False) -> int | None:
+    """ONE SIGTERM (unless ``signalled``: the caller sent it already), a bounded wait, then SIGKILL.
+
+    Never a second SIGTERM: ffmpeg 5.1 given two a few ms apart aborts the segment it is closing (a 28-byte
+    file); given one, it finishes the segment and lists it."""
     if process.poll() is None:
-        process.terminate()
+        if not signalled:
+            process.terminate()
         try:
             process.wait(grace)
         except subprocess.TimeoutExpired:

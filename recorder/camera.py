@@ -2,16 +2,25 @@
 
 Watchdog: a run that ends (ffmpeg exits 0 when the camera dies, so an exit is never success) or that
 produces no segment within max(2 x segment length + 30 s, 60 s) is restarted with capped exponential
-backoff. While backing off from an unreachable camera the recorder knocks on its RTSP port every two
-seconds and restarts at once when it answers, so recording resumes within seconds of the camera's return.
-Every outage is one gap row, opened at the end of the last segment and closed at the start of the next.
+backoff. While backing off the recorder re-checks the cause every two seconds (an unreachable camera: its
+RTSP port; a full disk: free space on the spool) and restarts at once when it has cleared, so recording
+resumes within seconds. Every outage is one gap row, opened at the end of the last segment and closed at the
+start of the next, with the cause found from evidence (``disk_full``, ``database_unavailable``,
+``camera_offline`` with the camera's reason), kept rather than overwritten by ffmpeg's last line.
+
+The database is not needed to record: segments go to the spool (the write-ahead log) and gap writes wait in
+a ``GapBook`` while it is down, so a database outage neither stops ffmpeg nor is blamed on the camera.
+Stop: ONE SIGTERM, then a bounded wait while ffmpeg finishes and lists the segment it is writing.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import logging
+import re
+import shutil
 import socket
 import subprocess
 import threading
@@ -22,14 +31,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from jifang.recorder.ffmpeg import INPUT_START, classify_failure, record_command, redact, url_with_credentials
+from jifang.recorder.gaps import GapBook
 from jifang.recorder.metrics import RecorderMetrics
 from jifang.recorder.runs import RunFolder
 from jifang.recorder.sink import SegmentSink
+from sqlalchemy.exc import SQLAlchemyError
 
 from jifang.config import CameraConfig, RecorderConfig
 from jifang.db import Catalog
 from jifang.domain import GapCause
-from jifang.errors import CameraUnauthorizedError, CameraUnreachableError
+from jifang.errors import CameraError, CameraUnauthorizedError, CameraUnreachableError, CatalogError
 from jifang.supervision import Backoff, die_with_parent, stop_process
 
 log = logging.getLogger("jifang.recorder")
@@ -37,6 +48,41 @@ log = logging.getLogger("jifang.recorder")
 POLL_SECONDS = 0.5
 KNOCK_SECONDS = 2.0
 CONTIGUOUS_TOLERANCE = timedelta(seconds=2)
+STOP_GRACE_SECONDS = 10.0  # ffmpeg closes a segment in well under a second; a hung one is killed after this
+RECHECK_CAP_SECONDS = 10.0  # a failure whose cause cannot be probed is retried at least this often
+MIN_FREE_BYTES = 64 << 20  # free space on the spool's disk before recording is retried after "disk full"
+DISK_FULL = re.compile(r"No space left on device|Disk quota exceeded")
+
+
+class Fault:
+    """Why recording stopped, from the evidence at hand: the gap cause and a one-line reason."""
+
+    def __init__(self, cause: GapCause, detail: str, camera_error: CameraError | None = None) -> None:
+        self.cause = cause
+        self.detail = detail
+        self.camera_error = camera_error
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+def fault_from_exception(camera_id: str, exc: BaseException) -> Fault:
+    """An exception of the recorder itself (never the camera's fault)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return Fault(GapCause.DISK_FULL, f"camera {camera_id}: spool disk full ({exc.strerror})")
+    if isinstance(exc, SQLAlchemyError | CatalogError):
+        return Fault(GapCause.DATABASE_UNAVAILABLE, f"camera {camera_id}: catalog database unavailable "
+                     f"({type(exc).__name__})")
+    return Fault(GapCause.CAMERA_OFFLINE, f"camera {camera_id}: recorder error: {type(exc).__name__}: {exc}"[:300])
+
+
+def fault_from_stderr(camera_id: str, stderr_lines: list[str]) -> Fault:
+    """ffmpeg's own diagnostics: a full disk is the recorder's fault, the rest is the camera's."""
+    for line in stderr_lines:
+        if DISK_FULL.search(line):
+            return Fault(GapCause.DISK_FULL, f"camera {camera_id}: disk full while writing: {redact(line.strip())}")
+    error = classify_failure(camera_id, stderr_lines)
+    return Fault(GapCause.CAMERA_OFFLINE, str(error), error)
 
 
 def stall_timeout(segment_seconds: float) -> float:
@@ -81,8 +127,12 @@ class CameraRecorder:
         self._thread = threading.Thread(target=self._run, name=f"recorder-{camera.id}", daemon=True)
         self._backoff = Backoff(initial=1.0, cap=config.backoff_max_seconds)
         self._process: subprocess.Popen | None = None
-        self._last_end: datetime | None = catalog.last_segment_end(camera.id)
+        self._signalled: subprocess.Popen | None = None  # the process already sent its one SIGTERM
+        self._signal_lock = threading.Lock()
+        self._gaps = GapBook(catalog, camera.id)
+        self._last_end: datetime | None = self._last_catalogued_end()
         self._down = False
+        self._fault: Fault | None = None
         self._first_segment_seen = False
         self._started_at = clock()
         self.metrics.camera_up.labels(camera.id).set(0)
@@ -94,11 +144,33 @@ class CameraRecorder:
     def start(self) -> None:
         self._thread.start()
 
+    def _last_catalogued_end(self) -> datetime | None:
+        try:
+            return self.catalog.last_segment_end(self.camera.id)
+        except Exception as exc:  # database down at start: record anyway, without the downtime check
+            log.warning("camera %s: catalog unavailable (%s); recording without checking the time since the "
+                        "last run", self.camera.id, type(exc).__name__)
+            return None
+
     def request_stop(self) -> None:
         self._stop.set()
         process = self._process
-        if process is not None and process.poll() is None:
-            process.terminate()  # ffmpeg closes and lists the segment it is writing
+        if process is not None:
+            self._terminate_once(process)  # ffmpeg closes and lists the segment it is writing
+
+    def _terminate_once(self, process: subprocess.Popen) -> None:
+        """Send ``process`` its single SIGTERM, unless it had it already (the stop request and the loop race)."""
+        with self._signal_lock:
+            if self._signalled is process:
+                return
+            self._signalled = process
+        if process.poll() is None:
+            process.terminate()
+
+    def _finish(self, process: subprocess.Popen, grace: float = STOP_GRACE_SECONDS) -> None:
+        """One SIGTERM, a bounded wait, SIGKILL only if ffmpeg hangs."""
+        self._terminate_once(process)
+        stop_process(process, grace=grace, signalled=True)
 
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
@@ -121,19 +193,19 @@ class CameraRecorder:
                 failure_lines = self._record_once()
                 if self._stop.is_set():
                     break
-                self._on_failure(failure_lines)
-            except Exception as exc:  # disk full, database restart: keep the camera supervised, never die
+                self._on_fault(fault_from_stderr(self.camera.id, failure_lines))
+            except Exception as exc:  # disk full, a broken spool: keep the camera supervised, never die
                 log.exception("camera %s: recorder pass failed; retrying", self.camera.id)
                 self._kill_running()
                 with contextlib.suppress(Exception):
-                    self._on_failure([f"recorder error: {type(exc).__name__}: {exc}"])
+                    self._on_fault(fault_from_exception(self.camera.id, exc))
             self._wait_before_restart()
         self.metrics.camera_up.labels(self.camera.id).set(0)
 
     def _kill_running(self) -> None:
         process = self._process
         if process is not None:
-            stop_process(process, grace=5)
+            self._finish(process, grace=5)
         self._process = None
 
     def _record_once(self) -> list[str]:
@@ -155,14 +227,14 @@ class CameraRecorder:
         stall_after = stall_timeout(self.config.segment_seconds)
         while process.poll() is None:
             if self._stop.wait(POLL_SECONDS):
-                stop_process(process)
+                self._finish(process)
                 break
             if self._drain_run(run, finished=False):
                 last_progress = time.monotonic()
             elif time.monotonic() - last_progress > stall_after:
                 log.warning("camera %s: no segment for %.0f s; restarting the recorder", self.camera.id, stall_after)
                 stderr_tail.append(f"stalled: no segment for {stall_after:.0f} s")
-                stop_process(process)
+                self._finish(process)
         reader.join(5)
         self._drain_run(run, finished=True)
         self._process = None
@@ -172,6 +244,7 @@ class CameraRecorder:
         assert process.stderr is not None
         anchored = False
         for line in process.stderr:
+            run.note_line(line, time.monotonic())
             if not anchored and (match := INPUT_START.search(line)):
                 run.set_anchor(float(match.group(1)))
                 anchored = True
@@ -181,9 +254,11 @@ class CameraRecorder:
     def _drain_run(self, run: RunFolder, finished: bool) -> int:
         """Spool the run's finished segments; when ``finished``, also the partial last one, then remove it."""
         saved = 0
-        for listed in run.new_listed():
+        for listed in run.new_listed(finished=finished):
             if self._accept(listed.path, listed.start, listed.end):
                 saved += 1
+                if listed.clock_step:
+                    self._on_clock_step(listed.start, listed.end, listed.clock_step)
         if finished:
             last_end = run.last_listed_end
             for leftover in run.leftovers():
@@ -203,48 +278,95 @@ class CameraRecorder:
         self._on_segment(segment.capture_start, segment.capture_end)
         return True
 
+    def _on_clock_step(self, start: datetime, end: datetime, step: float) -> None:
+        """ffmpeg's wall clock stepped inside this segment: it was re-timed by the monotonic clock; say so."""
+        self.metrics.clock_steps.labels(self.camera.id).inc()
+        log.warning("camera %s: the recorder's wall clock stepped by %+.1f s inside the segment at %s; timed by the "
+                    "monotonic clock instead (keep NTP slewing, not stepping)", self.camera.id, step, start.isoformat())
+        self._gaps.add(start, end, GapCause.CLOCK_STEP,
+                       f"wall clock stepped by {step:+.1f} s inside this segment; its interval is timed by the "
+                       "monotonic clock and its video timestamps are unreliable")
+
     def _on_segment(self, start: datetime, end: datetime) -> None:
-        closed = self.catalog.close_gap(self.camera.id, start)
-        if self._down or not self._first_segment_seen:
+        closed = None
+        if self._down or not self._first_segment_seen or self._gaps.pending:
+            # only then can a gap be open; otherwise no database round trip per segment
+            closed = self._gaps.close(start)
             self._on_status(self.camera.id, "online", "")
         if closed is not None:
             log.info("camera %s: recording resumed; gap of %.1f s recorded (%s)", self.camera.id,
                      (start - closed.start_at).total_seconds(), closed.cause)
+        elif self._down:
+            log.info("camera %s: recording resumed", self.camera.id)
         elif not self._first_segment_seen and self._last_end and start - self._last_end > CONTIGUOUS_TOLERANCE:
-            self.catalog.add_gap(self.camera.id, self._last_end, start, GapCause.NOT_RECORDED,
-                                 "no recorder was running for this camera")
+            self._gaps.add(self._last_end, start, GapCause.NOT_RECORDED, "no recorder was running for this camera")
         self._first_segment_seen = True
         self._down = False
+        self._fault = None
         self._backoff.reset()
         self._last_end = max(self._last_end, end) if self._last_end else end
         self.metrics.camera_up.labels(self.camera.id).set(1)
 
-    def _on_failure(self, stderr_lines: list[str]) -> None:
-        error = classify_failure(self.camera.id, stderr_lines)
-        self._last_error = error
-        self._on_status(self.camera.id, "auth_failed" if isinstance(error, CameraUnauthorizedError)
-                        else "unreachable", str(error))
+    def _on_fault(self, fault: Fault) -> None:
+        error = fault.camera_error
+        if error is not None:
+            self._on_status(self.camera.id, "auth_failed" if isinstance(error, CameraUnauthorizedError)
+                            else "unreachable", str(error))
         self.metrics.camera_up.labels(self.camera.id).set(0)
         self.metrics.reconnects.labels(self.camera.id).inc()
         now = self.clock()
         start = self._last_end or now
         if not self._down:
-            log.warning("%s; recording stopped, retrying", error)
+            log.warning("%s; recording stopped, retrying", fault)
             if (not self._first_segment_seen and start < self._started_at - CONTIGUOUS_TOLERANCE
-                    and not self.catalog.has_open_gap(self.camera.id)):
+                    and not self._gaps.has_open()):
                 # the camera was already down when this agent started: before that, no agent ran
-                self.catalog.add_gap(self.camera.id, start, self._started_at, GapCause.NOT_RECORDED,
-                                     "no recorder was running for this camera")
+                self._gaps.add(start, self._started_at, GapCause.NOT_RECORDED,
+                               "no recorder was running for this camera")
                 start = self._started_at
-            self.catalog.open_gap(self.camera.id, start, GapCause.CAMERA_OFFLINE, str(error))
+            self._gaps.open(start, fault.cause, fault.detail)
             self._down = True
+            self._fault = fault
         else:
-            log.info("%s; still retrying", error)
-            self.catalog.update_open_gap(self.camera.id, str(error))
+            log.info("%s; still retrying", fault)
+            if self._more_telling(fault):
+                self._gaps.update(fault.detail)
+                self._fault = fault
+            else:
+                self._gaps.flush()
+
+    def _more_telling(self, fault: Fault) -> bool:
+        """Whether ``fault`` should replace the open gap's reason: only same-cause news that names a specific
+        camera fault replaces a generic one ("stream stopped: ..." never overwrites "disk full")."""
+        current = self._fault
+        if current is None:
+            return True
+        if fault.cause != current.cause:
+            return False
+        specific = type(fault.camera_error) is not CameraError
+        return specific and (type(current.camera_error) is CameraError or fault.detail != current.detail)
+
+    def _cause_cleared(self) -> bool:
+        """The cheap re-check of the current fault: True when it is worth restarting ffmpeg now."""
+        fault = self._fault
+        if fault is None:
+            return False
+        if fault.cause == GapCause.DISK_FULL:
+            try:
+                return shutil.disk_usage(self.camera_dir.parent).free >= MIN_FREE_BYTES
+            except OSError:
+                return False
+        if isinstance(fault.camera_error, CameraUnreachableError):
+            return port_answers(self.camera.rtsp_url)
+        return False
 
     def _wait_before_restart(self) -> None:
         delay = self._backoff.next_delay()
-        knock = isinstance(getattr(self, "_last_error", None), CameraUnreachableError)
+        fault = self._fault
+        probe = fault is not None and (fault.cause == GapCause.DISK_FULL
+                                       or isinstance(fault.camera_error, CameraUnreachableError))
+        if not probe:
+            delay = min(delay, RECHECK_CAP_SECONDS)  # nothing cheap to probe: retry soon instead
         deadline = time.monotonic() + delay
         while not self._stop.is_set():
             remaining = deadline - time.monotonic()
@@ -252,6 +374,7 @@ class CameraRecorder:
                 return
             if self._stop.wait(min(KNOCK_SECONDS, remaining)):
                 return
-            if knock and port_answers(self.camera.rtsp_url):
-                log.info("camera %s: RTSP port answers again; reconnecting now", self.camera.id)
+            if probe and self._cause_cleared():
+                log.info("camera %s: %s cleared; restarting the recorder now", self.camera.id,
+                         fault.cause if fault else "fault")
                 return

@@ -31,5 +31,10 @@ class RecorderMetrics:
         self.spool_full = Gauge("jifang_spool_full", "1 while the spool holds more than its limit", registry=r)
         self.camera_info = Gauge("jifang_camera_info", "1 per camera, labelled with its grid, tier and site (join on "
                                  "camera for per-grid views)", ["camera", "grid", "tier", "site"], registry=r)
+        self.clock_steps = Counter("jifang_clock_steps_total", "Wall-clock steps seen in a camera's recording "
+                                   "(segment times disagreeing with the monotonic clock)", ["camera"], registry=r)
+        self.spool_orphans = Counter("jifang_spool_orphans_total", "Spool files found at start without their "
+                                     "partner (kind: manifest = manifest without video, video = video without a "
+                                     "readable manifest)", ["kind"], registry=r)
         self.recorded_seconds = Counter("jifang_recorded_seconds_total", "Seconds of video spooled", ["camera"],
                                         registry=r)

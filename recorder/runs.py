@@ -2,10 +2,19 @@
 
 The anchor (wall-clock capture time of the run's first packet) is written to a file as soon as ffmpeg prints
 it, so a run left behind by a crash can still be turned into correctly timed segments at the next start.
+
+ffmpeg stamps packets with ITS wall clock, so a wall-clock step (NTP stepping, a bad RTC, a manual date)
+would silently corrupt the catalog: a segment listed as lasting 302 s, or 57 s of video squeezed into 3.8 s.
+Every listed segment is therefore checked against the monotonic clock: the agent notes when ffmpeg opens each
+segment file (its stderr says so), and a segment whose listed duration differs from the monotonic time between
+its opening and the next one's by more than ``STEP_TOLERANCE_SECONDS`` is re-timed by the monotonic clock
+(contiguous with the previous segment) and reported as a clock step; the run's later segments are shifted by
+the step, so the timeline stays continuous and nothing overlaps.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,6 +23,8 @@ from pathlib import Path
 from jifang.recorder.ffmpeg import SEGMENT_LIST
 
 ANCHOR_FILE = "anchor"
+STEP_TOLERANCE_SECONDS = 3.0  # listed vs monotonic duration; scheduling delays on a loaded box stay far below
+SEGMENT_OPENED = re.compile(r"Opening '[^']*seg-(\d+)\.mp4' for writing")
 
 
 @dataclass(frozen=True)
@@ -21,6 +32,7 @@ class ListedSegment:
     path: Path
     start: datetime
     end: datetime
+    clock_step: float = 0.0  # seconds ffmpeg's clock stepped inside this segment (0: none seen)
 
 
 class RunFolder:
@@ -28,6 +40,23 @@ class RunFolder:
         self.path = path
         self._consumed = 0  # bytes of the segment list already read
         self.last_listed_end: datetime | None = None
+        self._opened: dict[int, float] = {}  # segment number -> monotonic time ffmpeg opened its file
+        self._offset = timedelta(0)  # how far ffmpeg's clock has stepped away from the run's timeline
+
+    def note_line(self, line: str, monotonic: float) -> None:
+        """Feed one ffmpeg stderr line, read at ``monotonic``: segment openings time the segments."""
+        if match := SEGMENT_OPENED.search(line):
+            self._opened.setdefault(int(match.group(1)), monotonic)
+
+    def _real_seconds(self, name: str) -> float | None:
+        """Monotonic duration of segment ``name`` (opening to the next opening), when both were seen."""
+        try:
+            number = int(name.removeprefix("seg-").removesuffix(".mp4"))
+        except ValueError:
+            return None
+        if number in self._opened and number + 1 in self._opened:
+            return self._opened[number + 1] - self._opened[number]
+        return None
 
     @classmethod
     def create(cls, camera_dir: Path, now: datetime) -> RunFolder:
@@ -44,8 +73,9 @@ class RunFolder:
         except (FileNotFoundError, ValueError):
             return None
 
-    def new_listed(self) -> list[ListedSegment]:
-        """Segments ffmpeg has finished since the last call (complete list lines only)."""
+    def new_listed(self, finished: bool = False) -> list[ListedSegment]:
+        """Segments ffmpeg has finished since the last call (complete list lines only). While ffmpeg runs, a
+        segment waits until the next one's opening was seen, so that its monotonic duration is known."""
         anchor = self.anchor()
         list_path = self.path / SEGMENT_LIST
         if anchor is None or not list_path.exists():
@@ -54,16 +84,23 @@ class RunFolder:
             handle.seek(self._consumed)
             data = handle.read()
         complete = data[: data.rfind(b"\n") + 1]
-        self._consumed += len(complete)
         found = []
-        for line in complete.decode("utf-8", "replace").splitlines():
-            name, start, end = line.rsplit(",", 2)
-            found.append(ListedSegment(
-                self.path / name,
-                anchor + timedelta(seconds=float(start)),
-                anchor + timedelta(seconds=float(end)),
-            ))
-            self.last_listed_end = found[-1].end
+        for raw in complete.splitlines(keepends=True):
+            name, start, end = raw.decode("utf-8", "replace").strip().rsplit(",", 2)
+            real = self._real_seconds(name)
+            if real is None and not finished and self._opened:
+                break  # the next opening is a moment away: time this one at the next call
+            self._consumed += len(raw)
+            listed_start = anchor + timedelta(seconds=float(start)) - self._offset
+            listed_end = anchor + timedelta(seconds=float(end)) - self._offset
+            step = 0.0
+            if real is not None and abs((listed_end - listed_start).total_seconds() - real) > STEP_TOLERANCE_SECONDS:
+                step = (listed_end - listed_start).total_seconds() - real
+                listed_start = self.last_listed_end or listed_start
+                listed_end = listed_start + timedelta(seconds=real)
+                self._offset += timedelta(seconds=step)
+            found.append(ListedSegment(self.path / name, listed_start, listed_end, step))
+            self.last_listed_end = listed_end
         return found
 
     def leftovers(self) -> list[Path]:

@@ -1,20 +1,23 @@
-"""Where a finished segment file goes: validated, hashed, spooled, catalogued, queued for upload.
+"""Where a finished segment file goes: validated, hashed, spooled, queued for upload, catalogued.
 
 Used by live recording and by crash recovery alike, so both follow the same path and the same rules. A file
-that fails validation is quarantined and counted, never deleted silently.
+that fails validation is quarantined and counted, never deleted silently. The spool is the write-ahead log:
+once a segment is in it (file and manifest fsynced) it is queued, and the uploader catalogs it (idempotently)
+before it uploads it. Cataloguing here as well is only a head start; when the database is down or locked the
+segment waits in the spool and recording goes on.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from jifang.recorder.metrics import RecorderMetrics
 from jifang.recorder.mp4 import validate_segment
-from jifang.recorder.spool import Spool, SpooledSegment
+from jifang.recorder.spool import Spool, SpooledSegment, sha256_of
 
 from jifang.config import CameraConfig
 from jifang.db import Catalog
@@ -24,14 +27,11 @@ from jifang.tiers import MediaKind, retain_until
 log = logging.getLogger("jifang.recorder")
 
 EMPTY_FILE_BYTES = 1024  # an fMP4 header without a single frame; no video is lost by discarding it
+# after a failed catalog write, leave cataloguing to the uploader for this long: a locked SQLite makes every
+# attempt wait its 30 s busy timeout, and the camera thread must keep draining ffmpeg's segments meanwhile
+CATALOG_HOLDOFF_SECONDS = 10.0
 
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+__all__ = ["EMPTY_FILE_BYTES", "SegmentSink", "sha256_of"]
 
 
 class SegmentSink:
@@ -50,12 +50,13 @@ class SegmentSink:
         self.enqueue = enqueue
         self.ffprobe = ffprobe
         self.clock = clock
+        self._catalog_retry_at = 0.0  # monotonic
 
     def accept(self, camera: CameraConfig, grid: str, path: Path, start: datetime,
                end: datetime | None = None) -> Segment | None:
         """Spool ``path`` as the segment starting at ``start``; ``end`` None means "start + probed duration"."""
         if not path.exists():
-            if self.catalog.segment(video_key(camera.id, start)) is not None:
+            if self.spool.holds(camera.id, start) or self._catalogued(video_key(camera.id, start)):
                 return None  # spooled before a crash; recovery re-reads the list
             log.error("camera %s: segment %s vanished before it was spooled", camera.id, path.name)
             self.metrics.dropped.labels(camera.id).inc()
@@ -64,7 +65,7 @@ class SegmentSink:
         if probe is None:
             size = path.stat().st_size
             if size < EMPTY_FILE_BYTES:
-                log.debug("camera %s: %s holds no frames (%d bytes); discarded", camera.id, path.name, size)
+                log.info("camera %s: %s holds no frames (%d bytes); discarded", camera.id, path.name, size)
                 path.unlink()
             else:
                 target = self.spool.quarantine(camera.id, path)
@@ -78,9 +79,26 @@ class SegmentSink:
             size=path.stat().st_size, sha256=sha256_of(path), tier=camera.tier, grid=grid,
             retain_until=retain_until(end, camera.tier, MediaKind.VIDEO),
         )
-        item = self.spool.admit(segment, path)
-        self.catalog.add_segment(segment, recorded_at=self.clock())
+        item = self.spool.admit(segment, path)  # durable from here on: everything below may fail and retry
         self.metrics.recorded.labels(camera.id).inc()
         self.metrics.recorded_seconds.labels(camera.id).inc(segment.duration)
         self.enqueue(item)
+        self._catalog(segment)
         return segment
+
+    def _catalogued(self, key: str) -> bool:
+        try:
+            return self.catalog.segment(key) is not None
+        except Exception:  # database down: the spool answered already; count it as not seen
+            return False
+
+    def _catalog(self, segment: Segment) -> None:
+        """Catalog now if the database answers; otherwise the uploader does it from the spool."""
+        if time.monotonic() < self._catalog_retry_at:
+            return
+        try:
+            self.catalog.add_segment(segment, recorded_at=self.clock())
+        except Exception as exc:  # database down, locked or inconsistent: the spool holds the segment
+            self._catalog_retry_at = time.monotonic() + CATALOG_HOLDOFF_SECONDS
+            log.warning("camera %s: catalog unavailable for %s (%s); it stays in the spool and is catalogued "
+                        "by the uploader", segment.camera_id, segment.key, type(exc).__name__)

@@ -1,13 +1,16 @@
 """The local spool: validated segments wait here, each with a manifest, until the store has them.
 
-A segment enters the spool by writing its manifest, then renaming the video file next to it (both atomic).
-It leaves only after the store confirmed the upload and the catalog recorded it. Nothing in the spool is
-ever deleted for space: a full spool raises an alarm, recording continues.
+The spool is the recorder's write-ahead log. A segment enters it by writing its manifest, then renaming the
+video file next to it (both fsynced, both atomic): from then on it is durable, and the catalog and the store
+are brought up to date from the spool by retrying workers, so neither a database nor a store outage loses a
+second. It leaves only after the store confirmed the upload and the catalog recorded it. Nothing in the
+spool is ever deleted for space: a full spool raises an alarm, recording continues.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -21,6 +24,27 @@ from jifang.domain import Segment, utc_stamp
 from jifang.tiers import Tier
 
 log = logging.getLogger("jifang.spool")
+TMP_PREFIX = ".tmp-"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be read back into a segment (truncated, edited, wrong types)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +63,8 @@ def _segment_to_json(segment: Segment) -> dict:
 
 
 def _segment_from_json(data: dict) -> Segment:
+    if not isinstance(data, dict):
+        raise ManifestError("not a JSON object")
     return Segment(
         camera_id=data["camera_id"], key=data["key"], grid=data["grid"], tier=Tier(data["tier"]),
         capture_start=datetime.fromisoformat(data["capture_start"]),
@@ -56,6 +82,14 @@ class Spool:
         for folder in (self.segments_dir, self.recording_dir, self.quarantine_dir):
             folder.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._remove_temporary_manifests()
+
+    def _remove_temporary_manifests(self) -> None:
+        """A crash between writing a manifest and renaming it leaves a temporary file: it holds nothing the
+        video and its (absent) manifest do not, so it goes."""
+        for tmp in self.segments_dir.glob(f"*/{TMP_PREFIX}*"):
+            log.info("removing %s, a manifest a crash left half-written", tmp)
+            tmp.unlink(missing_ok=True)
 
     def _paths(self, segment: Segment) -> tuple[Path, Path]:
         folder = self.segments_dir / segment.camera_id
@@ -66,39 +100,67 @@ class Spool:
         """Move a validated file into the spool with its manifest (idempotent across crashes)."""
         video, manifest = self._paths(segment)
         video.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=video.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(_segment_to_json(segment), out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, manifest)
-        os.replace(recorded_file, video)
-        dir_fd = os.open(video.parent, os.O_RDONLY)
+        _fsync_path(recorded_file)  # ffmpeg closed it, but its pages may still be only in the page cache
+        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=video.parent)
         try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(_segment_to_json(segment), out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, manifest)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        os.replace(recorded_file, video)
+        _fsync_path(video.parent)
+        _fsync_path(recorded_file.parent)
         return SpooledSegment(segment, video, manifest)
 
+    def holds(self, camera_id: str, start: datetime) -> bool:
+        """Whether the segment of ``camera_id`` starting at ``start`` is waiting in the spool."""
+        folder, stem = self.segments_dir / camera_id, utc_stamp(start)
+        return (folder / f"{stem}.mp4").exists() or (folder / f"{stem}.json").exists()
+
+    def read_manifest(self, manifest: Path) -> Segment:
+        """The segment a manifest describes; ManifestError when it is unreadable or inconsistent."""
+        try:
+            segment = _segment_from_json(json.loads(manifest.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ManifestError(f"{type(exc).__name__}: {exc}") from None
+        if self._paths(segment)[1] != manifest:
+            raise ManifestError(f"describes {segment.key}, which is not this file's segment")
+        return segment
+
     def pending(self) -> list[SpooledSegment]:
-        """Every spooled segment whose video is present, oldest capture first."""
+        """Every spooled segment whose video and readable manifest are present, oldest capture first. The rest
+        is for recovery: ``orphan_manifests`` and ``orphan_videos``."""
         found = []
         for manifest in self.segments_dir.glob("*/*.json"):
             video = manifest.with_suffix(".mp4")
             if not video.exists():
                 continue
             try:
-                segment = _segment_from_json(json.loads(manifest.read_text(encoding="utf-8")))
-            except (ValueError, KeyError) as exc:
-                log.error("spool manifest %s is unreadable (%s); its video %s stays in the spool", manifest, exc,
-                          video)
-                continue
+                segment = self.read_manifest(manifest)
+            except ManifestError:
+                continue  # an orphan video: recovery rebuilds or quarantines it
             found.append(SpooledSegment(segment, video, manifest))
         return sorted(found, key=lambda item: item.segment.capture_start)
 
     def orphan_manifests(self) -> list[Path]:
-        """Manifests whose video is gone: uploads that finished just before a crash."""
+        """Manifests whose video is gone: uploads that finished just before a crash, or a lost video."""
         return [m for m in self.segments_dir.glob("*/*.json") if not m.with_suffix(".mp4").exists()]
+
+    def orphan_videos(self) -> list[Path]:
+        """Videos without a readable manifest (lost, truncated or edited by hand)."""
+        found = []
+        for video in self.segments_dir.glob("*/*.mp4"):
+            manifest = video.with_suffix(".json")
+            try:
+                self.read_manifest(manifest)
+            except (ManifestError, OSError):
+                found.append(video)
+        return sorted(found)
 
     def release(self, item: SpooledSegment) -> None:
         """The store and the catalog have the segment: free its spool space."""
@@ -106,8 +168,13 @@ class Spool:
         item.manifest.unlink(missing_ok=True)
 
     def quarantine(self, camera_id: str, path: Path) -> Path:
+        """Set a file aside (kept for inspection, never uploaded); a name already there gets a suffix."""
         target = self.quarantine_dir / camera_id / f"{path.parent.name}-{path.name}"
         target.parent.mkdir(parents=True, exist_ok=True)
+        counter = 1
+        while target.exists():
+            target = target.with_name(f"{path.parent.name}-{path.stem}.{counter}{path.suffix}")
+            counter += 1
         os.replace(path, target)
         return target
 

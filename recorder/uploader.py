@@ -7,10 +7,18 @@ A pool of workers (``recorder.upload_workers``) uploads in parallel across camer
 upload in flight, so each camera's segments reach the store in capture order and its upload lag is the age of
 its oldest waiting segment. The queue keeps a heap per camera and counters updated on every enqueue and
 upload, so neither costs more with a large backlog (a recovered spool of 100,000 segments).
+
+The spool is the write-ahead log: each item is first catalogued (idempotent; the recorder's own attempt may
+have failed while the database was down), then verified (the file's sha256 must equal its manifest's, so a
+damaged file is never sent, and never blocks the queue: it goes to the quarantine with a ``spool_corrupt``
+gap row), uploaded with its checksum, and checked after the upload (size as the store reports it; for the
+filesystem store, which checks nothing itself, a read-back of the content).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import heapq
 import logging
 import threading
@@ -20,12 +28,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from jifang.recorder.metrics import RecorderMetrics
-from jifang.recorder.spool import Spool, SpooledSegment
+from jifang.recorder.spool import Spool, SpooledSegment, sha256_of
 
 from jifang.db import Catalog
 from jifang.domain import GapCause
-from jifang.errors import JifangError, ObjectConflictError
-from jifang.store import ObjectStore
+from jifang.errors import JifangError, ObjectConflictError, StoreError
+from jifang.store import FilesystemStore, ObjectStore
 from jifang.supervision import Backoff
 from jifang.tiers import MediaKind
 
@@ -244,10 +252,49 @@ class Uploader:
         queue.busy = False
         heapq.heappush(queue.waiting, (item.segment.capture_start, item.segment.key, item))
 
+    def _verify_spooled(self, item: SpooledSegment) -> str | None:
+        """Why the spooled file is not the segment its manifest describes, or None when it is."""
+        seg = item.segment
+        size = item.video.stat().st_size
+        if size != seg.size:
+            return f"spooled file holds {size} bytes, its manifest says {seg.size}"
+        actual = sha256_of(item.video)
+        if actual != seg.sha256:
+            return f"spooled file sha256 {actual[:16]}... differs from its manifest's {seg.sha256[:16]}..."
+        return None
+
+    def _verify_stored(self, item: SpooledSegment) -> None:
+        """After the upload: what the store holds is what was sent (ObjectConflictError otherwise)."""
+        seg = item.segment
+        stored = self.store.stat(MediaKind.VIDEO, seg.key)
+        if stored is None:
+            raise StoreError(f"{seg.key}: not found in the store right after its upload")
+        if stored.size != seg.size:
+            raise ObjectConflictError(f"{seg.key}: the store holds {stored.size} bytes, {seg.size} were sent")
+        if isinstance(getattr(self.store, "inner", self.store), FilesystemStore):
+            # S3/MinIO verified x-amz-checksum-sha256 on the way in; the filesystem store checks nothing
+            content = self.store.read(MediaKind.VIDEO, seg.key)
+            if hashlib.sha256(content).hexdigest() != seg.sha256:
+                raise ObjectConflictError(f"{seg.key}: the stored copy's sha256 differs from the segment's")
+
     def _upload(self, item: SpooledSegment) -> bool:
         seg = item.segment
         try:
+            problem = self._verify_spooled(item)
+        except FileNotFoundError as exc:
+            self._set_aside(item, exc)
+            return True
+        except OSError as exc:
+            self.metrics.upload_failures.labels(seg.camera_id).inc()
+            log.warning("spooled %s cannot be read, retried: %s", seg.key, exc)
+            return False
+        if problem is not None:
+            self._quarantine_corrupt(item, problem)
+            return True
+        try:
+            self.catalog.add_segment(seg, recorded_at=self.clock())
             self.store.put(MediaKind.VIDEO, seg.key, item.video, seg.meta(), seg.retain_until)
+            self._verify_stored(item)
             if self.catalog.held_over(seg.camera_id, seg.capture_start, seg.capture_end):
                 # evidence held before this segment reached the store (an incident while it was spooled)
                 self.store.set_legal_hold(MediaKind.VIDEO, seg.key, True)
@@ -269,6 +316,36 @@ class Uploader:
         self.metrics.uploaded.labels(seg.camera_id).inc()
         return True
 
+    def _quarantine_corrupt(self, item: SpooledSegment, problem: str) -> None:
+        """A damaged spool file: kept in the quarantine, never uploaded, its interval explained as
+        ``spool_corrupt``; the queue moves on."""
+        seg = item.segment
+        log.error("%s is damaged in the spool (%s); moved to the quarantine, recorded as spool_corrupt",
+                  seg.key, problem)
+        self.metrics.quarantined.labels(seg.camera_id).inc()
+        with contextlib.suppress(FileNotFoundError):
+            self.spool.quarantine(seg.camera_id, item.video)
+        with contextlib.suppress(FileNotFoundError):
+            self.spool.quarantine(seg.camera_id, item.manifest)
+        self._record_gap(seg.camera_id, seg.capture_start, seg.capture_end, GapCause.SPOOL_CORRUPT,
+                         f"{seg.key}: {problem}")
+
+    def _record_gap(self, camera_id: str, start: datetime, end: datetime, cause: GapCause, detail: str) -> None:
+        """Write a gap row, retrying while the database is down (the item itself has left the queue)."""
+        delay = 1.0
+        while True:
+            try:
+                self.catalog.add_gap(camera_id, start, end, cause, detail[:500])
+                return
+            except Exception as exc:
+                if self._stop.is_set():
+                    log.error("could not record the %s gap of %s before stopping: %s", cause, camera_id, exc)
+                    return
+                log.warning("recording the %s gap of %s waits for the database (%s)", cause, camera_id,
+                            type(exc).__name__)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+
     def _set_aside(self, item: SpooledSegment, exc: Exception) -> None:
         seg = item.segment
         log.error("upload of %s cannot succeed (%s); set aside in the quarantine and recorded as upload_failed",
@@ -279,8 +356,5 @@ class Uploader:
         else:
             self.metrics.dropped.labels(seg.camera_id).inc()
         item.manifest.unlink(missing_ok=True)
-        try:
-            self.catalog.add_gap(seg.camera_id, seg.capture_start, seg.capture_end, GapCause.UPLOAD_FAILED,
-                                 f"{seg.key}: {exc}"[:500])
-        except Exception:
-            log.exception("could not record the upload_failed gap of %s", seg.key)
+        self._record_gap(seg.camera_id, seg.capture_start, seg.capture_end, GapCause.UPLOAD_FAILED,
+                         f"{seg.key}: {exc}")

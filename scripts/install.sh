@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   ffmpeg python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad
-  gstreamer1.0-libav gstreamer1.0-x postgresql prometheus mosquitto fonts-wqy-microhei chromium
+  gstreamer1.0-libav gstreamer1.0-x postgresql prometheus mosquitto fonts-wqy-microhei chromium faketime
 )
 # node and npm run one test (an independent ONVIF client); keep a node that is already there
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)

@@ -92,17 +92,6 @@ class Catalog:
                 return False
         return True
 
-    def catalogued_hashes(self, keys: list[str], chunk: int = 900) -> dict[str, str]:
-        """key -> sha256 of those of ``keys`` already catalogued, a few queries for any number of keys (a
-        recovered spool checks 100,000 segments at start)."""
-        found: dict[str, str] = {}
-        with self.session() as session:
-            for offset in range(0, len(keys), chunk):
-                part = keys[offset:offset + chunk]
-                rows = session.execute(select(SegmentRow.key, SegmentRow.sha256).where(SegmentRow.key.in_(part)))
-                found.update((key, sha256) for key, sha256 in rows)
-        return found
-
     @staticmethod
     def _update_rollups(session: Session, segment: Segment) -> None:
         """Extend (or start, or bridge) the camera's coverage span and add the segment to its day totals."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from jifang.sim.camera import SimCamera
 
-from .agent import REPO, write_config
+from .agent import CAMERA, REPO, Agent, wait_for, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -54,17 +54,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_unreachable_minio_at_start_retries_then_exits_2(tmp_path: Path, sim_camera: SimCamera) -> None:
+def test_unreachable_minio_at_start_warns_and_records_into_the_spool(tmp_path: Path, sim_camera: SimCamera) -> None:
     endpoint = f"127.0.0.1:{free_port()}"
     config = write_config(tmp_path / "site", sim_camera.url, s3_endpoint=endpoint, connect_retries=2)
-    done = edge_run(config, {"JIFANG_MINIO_ACCESS_KEY": "k", "JIFANG_MINIO_SECRET_KEY": "s"})
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert sum("retrying in" in line for line in lines) == 2
-    assert lines[-1].startswith(f"jifang: error: object store {endpoint} unreachable")
-    assert lines[-1].endswith("(gave up after 3 attempts)")
-    assert "Traceback" not in done.stderr
-    assert sorted(p.name for p in (tmp_path / "site").iterdir()) == ["jifang.yaml"]
+    agent = Agent(config).start()  # the spool exists for exactly this: a store outage must not stop recording
+    try:
+        assert wait_for(lambda: agent.metric("jifang_segments_recorded_total", camera=CAMERA) >= 1, 60), agent.log()
+        assert any(f"object store {endpoint} unreachable" in line and "uploads start as soon as it answers" in line
+                   for line in agent.output), agent.log()
+        assert "Traceback" not in agent.log()
+        assert list((tmp_path / "site" / "spool" / "segments").glob("*/*.mp4"))
+    finally:
+        agent.kill()
 
 
 def test_unset_camera_password_variable(tmp_path: Path) -> None:
