@@ -182,6 +182,11 @@ def advance(catalog: Catalog, incident_id: int, to: State | str, actor: str, at:
                               f"{expected.value if expected else 'none (closed)'}, not {target.value}")
         if target is State.ASSIGNED and not assignee:
             raise ConfigError("分派 (assign) needs the team member it is assigned to")
+        if target is State.ASSIGNED:
+            members = set(session.scalars(select(TeamMemberRow.name).where(TeamMemberRow.grid == row.grid)))
+            if assignee not in members:
+                known = "、".join(sorted(members)) or "none: add them with `jifang team add`"
+                raise ConfigError(f"{assignee!r} is not in the team of grid {row.grid} (members: {known})")
         row.state = str(target)
         session.add(IncidentStep(incident_id=incident_id, state=str(target), at=at, actor=actor, note=note,
                                  assignee=assignee))

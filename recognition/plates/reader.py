@@ -548,7 +548,8 @@ class PlateReader:
         """Rectified crop, raw OCR text, its probability and whether it was read as a double-row plate."""
         crop = self.rectify(image, det.corners, height=96 if det.double_row else 64)
         raw, p = self.ocr_crop(crop, det.double_row)
-        if ga36.problem(ga36.normalize(raw)) is None or not self.second_looks:
+        # a weak box gets no second look: it counts only when its first read is valid (and costs one OCR pass)
+        if ga36.problem(ga36.normalize(raw)) is None or not self.second_looks or det.score < self.confident_score:
             return crop, raw, p, det.double_row
         # y5fu says single or double row itself, so only its own kind is retried
         retries = self.RETRIES_DOUBLE if det.double_row else self.RETRIES_SINGLE
