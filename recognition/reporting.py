@@ -104,8 +104,9 @@ class IncidentReporter:
         window = timedelta(seconds=self.settings.recognition.evidence_seconds)
         if self.hold is not None:
             self.hold(camera.id, at - window, at + window,
-                      f"incident evidence: {entry.category}/{entry.subcategory} {entry.name}")
-        what = f"plate {observation.text}" if observation.kind == "plate" else f"face of {entry.name}"
+                      f"事件证据：{entry.category}/{entry.subcategory} {entry.name}")
+        # Appendix A reports are read by the grid team: the stored summary and notes are Chinese, like the standard
+        what = f"车牌 {observation.text}" if observation.kind == "plate" else f"人脸 {entry.name}"
         details = {
             "watchlist": {"id": entry.id, "name": entry.name, "reason": entry.reason, "owner": entry.owner},
             "recognition": {"kind": observation.kind, "text": observation.text, "color": observation.color,
@@ -127,7 +128,7 @@ class IncidentReporter:
             session.add(incident)
             session.flush()
             session.add(IncidentStep(incident_id=incident.id, state=str(State.REPORTED), at=now, actor="system",
-                                     note=f"recognition hit: {what}", assignee=""))
+                                     note=f"识别命中：{what}", assignee=""))
             roles = self.settings.recognition.routing_roles
             members = [m for m in session.scalars(select(TeamMemberRow).where(TeamMemberRow.grid == camera.grid))
                        if m.role in roles]

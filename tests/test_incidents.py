@@ -120,7 +120,7 @@ def test_plate_hit_becomes_a_routed_delivered_incident(tmp_path: Path, mqtt_brok
         stored = store.stat(MediaKind.IMAGE, key)
         assert stored.legal_hold and stored.retain_until == retain_until(NOW, "key", MediaKind.IMAGE)
     assert holds == [(CAMERA, NOW - timedelta(seconds=15), NOW + timedelta(seconds=15),
-                      "incident evidence: 案事件/治安刑事案件 被盗车辆")]
+                      "事件证据：案事件/治安刑事案件 被盗车辆")]
 
     deliverer = Deliverer(settings, catalog, lambda: datetime.now(UTC))
     assert deliverer.deliver_due() == 1  # MQTT delivered; the webhook answered 503
@@ -142,7 +142,7 @@ def test_plate_hit_becomes_a_routed_delivered_incident(tmp_path: Path, mqtt_brok
         threading.Event().wait(0.1)
     subscriber.loop_stop()
     assert messages and messages[0][0] == f"jifang/grid/{GRID}/incident"
-    assert messages[0][1]["summary"].startswith("东门卡口: plate 浙J1Z345")
+    assert messages[0][1]["summary"].startswith("东门卡口: 车牌 浙J1Z345")
 
     gat = to_gat1400(document)["MotorVehicleListObject"]["MotorVehicleObject"][0]
     assert gat["PlateNo"] == "浙J1Z345" and gat["PlateColor"] == "5" and gat["DeviceID"] == CAMERA
