@@ -49,7 +49,7 @@ def test_missing_models_are_one_line_and_exit_2(tmp_path: Path) -> None:
         assert done.returncode == 2, done.stderr
         lines = [line for line in done.stderr.splitlines() if line.startswith("jifang: error:")]
         assert len(lines) == 1 and "jifang models fetch --dir" in lines[0], done.stderr
-        assert "Traceback" not in done.stderr
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 def test_models_commands_share_one_default(tmp_path: Path) -> None:

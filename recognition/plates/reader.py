@@ -443,7 +443,7 @@ class PlateReader:
         y5fu, clp = models_dir / Y5FU, models_dir / CLP_DET
         if detector == "auto":
             detector = self.best_detector(models_dir)
-            if detector == "clp_det":
+            if detector == "clp_det" and clp.is_file():  # (no model at all: the error below says what to run)
                 log.warning(
                     "HyperLPR plate detector not in %s; using clp_det, which misses more plates and reads "
                     "single-row plates only (run `jifang models fetch`)",
