@@ -15,6 +15,8 @@ SHARED = os.path.join(os.path.dirname(REPO), "shared")  # as tests/conftest.py c
 def test_opening_shared_fails_in_tests() -> None:
     with pytest.raises(PermissionError, match=r"fresh clone has no \.\./shared"):
         open(os.path.join(SHARED, "testdata", "plates", "ccpd_demo_0.jpg"), "rb")  # noqa: SIM115
+    with pytest.raises(PermissionError, match=r"fresh clone has no \.\./shared"):
+        open(os.path.join(os.path.relpath(SHARED), "testdata", "models", "y5fu_320x_sim.onnx"), "rb")  # noqa: SIM115
 
 
 def test_install_and_ci_use_no_local_models() -> None:
