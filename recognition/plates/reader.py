@@ -551,12 +551,13 @@ class PlateReader:
         """Rectified crop, raw OCR text, its probability and whether it was read as a double-row plate."""
         crop = self.rectify(image, det.corners, height=96 if det.double_row else 64)
         raw, p = self.ocr_crop(crop, det.double_row)
-        # a weak box gets no second look: it counts only when its first read is valid (and costs one OCR pass)
-        if ga36.problem(ga36.normalize(raw)) is None or not self.second_looks or det.score < self.confident_score:
+        if ga36.problem(ga36.normalize(raw)) is None or not self.second_looks:
             return crop, raw, p, det.double_row
         # y5fu says single or double row itself, so only its own kind is retried
         retries = self.RETRIES_DOUBLE if det.double_row else self.RETRIES_SINGLE
-        if isinstance(self.detector, Y5fuDetector) and not det.double_row:
+        if (isinstance(self.detector, Y5fuDetector) and not det.double_row) or det.score < self.confident_score:
+            # y5fu: single-row is its own verdict; a weak box: the larger crop only (the rendered green plate of
+            # tests/test_recognize_cli.py, SSD score 0.10, loses its province character in the tight crop)
             retries = retries[:1]
         for height, margin, double_row in retries:
             again = self.rectify(image, det.corners, height=height, margin=margin)
