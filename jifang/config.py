@@ -207,8 +207,19 @@ class WebhookConfig(Model):
     secret: SecretRef = Field(description="HMAC-SHA256 signing secret reference")
 
 
+MODELS_DIR_ENV = "JIFANG_MODELS_DIR"
+DEFAULT_MODELS_DIR = Path(".models")  # where scripts/install.sh runs `jifang models fetch`
+
+
+def default_models_dir() -> Path:
+    """The one default for every command that reads or fetches models: $JIFANG_MODELS_DIR, else `.models`."""
+    return Path(os.environ.get(MODELS_DIR_ENV) or DEFAULT_MODELS_DIR)
+
+
 class RecognitionConfig(Model):
-    models_dir: Path = Field(Path("jifang-data/models"), description="folder filled by 'jifang models fetch'")
+    models_dir: Path = Field(default_factory=default_models_dir,
+                             description="folder filled by 'jifang models fetch' (default: $JIFANG_MODELS_DIR, "
+                             "else .models, where scripts/install.sh puts them)")
     face_threshold: float = Field(0.54, gt=0, lt=1, description="cosine similarity for a face watchlist hit "
                                   "(measured: bench/recognition_bench_faces.py)")
     plate_fuzzy: bool = Field(True, description="also match plates differing by one OCR-confusable character")

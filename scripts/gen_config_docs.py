@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import os
 import sys
 from pathlib import Path
 from typing import Any, get_args
@@ -12,7 +13,7 @@ from pydantic import BaseModel
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from jifang.config import Settings  # noqa: E402
+from jifang.config import MODELS_DIR_ENV, Settings  # noqa: E402
 
 
 def type_name(annotation: Any) -> str:
@@ -60,6 +61,14 @@ def rows(model: type[BaseModel], prefix: str) -> list[str]:
 
 
 def render() -> str:
+    # Defaults that read the environment (recognition.models_dir reads $JIFANG_MODELS_DIR) are documented as they
+    # are without it, so the page does not depend on who generates it.
+    saved = os.environ.pop(MODELS_DIR_ENV, None)
+    try:
+        table = rows(Settings, "")
+    finally:
+        if saved is not None:
+            os.environ[MODELS_DIR_ENV] = saved
     lines = [
         "# Configuration reference",
         "",
@@ -69,7 +78,7 @@ def render() -> str:
         "",
         "| key | type | default | meaning |",
         "|---|---|---|---|",
-        *rows(Settings, ""),
+        *table,
         "",
     ]
     return "\n".join(lines)

@@ -4,6 +4,7 @@ simulated RTSP cameras."""
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,27 @@ import pytest
 import requests
 import sqlalchemy
 from jifang.sim.camera import SimCamera
+
+# A user's clone has no ../shared (benchmark photos, the optional y5fu model): a test that opens anything there
+# would pass here and fail for them, so opening it fails the test (in this process; .ci/run runs the suite in a
+# clone with no ../shared at all, which covers subprocesses too).
+SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "shared")
+
+
+def _refuse_shared(event: str, args: tuple) -> None:
+    if event == "open" and args and isinstance(args[0], str | bytes | os.PathLike):
+        path = os.fsdecode(args[0])
+        # cheap on the hot path (every open): a relative name reaches ../shared only through ".." (names relative
+        # to a directory descriptor, as rmtree opens them, stay inside that directory)
+        if not os.path.isabs(path):
+            if ".." not in path:
+                return
+            path = os.path.abspath(path)
+        if path == SHARED or path.startswith(SHARED + os.sep):
+            raise PermissionError(f"tests must not read {path}: a fresh clone has no ../shared")
+
+
+sys.addaudithook(_refuse_shared)
 
 PG_URL = os.environ.get("JIFANG_TEST_PG_URL", "postgresql+psycopg2://jifang:jifang@127.0.0.1:5432/jifang_test")
 

@@ -17,12 +17,13 @@ import paho.mqtt.client as mqtt
 import pytest
 from jifang.recognition.delivery import SIGNATURE_HEADER, TIMESTAMP_HEADER, Deliverer, sign
 from jifang.recognition.gat1400 import to_gat1400
-from jifang.recognition.reporting import IncidentReporter, Observation, incident_document
+from jifang.recognition.reporting import IncidentReporter, Observation, advance, incident_document
 from jifang.recognition.watchlist import Watchlist, plate_distance_ok
 
 from jifang.config import parse_settings
 from jifang.crypto import SecretBox
 from jifang.db import Catalog
+from jifang.errors import ConfigError
 from jifang.incidents import State, category_problem, gbt31000_code
 from jifang.registry import Registry
 from jifang.store import FilesystemStore
@@ -119,7 +120,7 @@ def test_plate_hit_becomes_a_routed_delivered_incident(tmp_path: Path, mqtt_brok
         stored = store.stat(MediaKind.IMAGE, key)
         assert stored.legal_hold and stored.retain_until == retain_until(NOW, "key", MediaKind.IMAGE)
     assert holds == [(CAMERA, NOW - timedelta(seconds=15), NOW + timedelta(seconds=15),
-                      "incident evidence: 案事件/治安刑事案件 被盗车辆")]
+                      "事件证据：案事件/治安刑事案件 被盗车辆")]
 
     deliverer = Deliverer(settings, catalog, lambda: datetime.now(UTC))
     assert deliverer.deliver_due() == 1  # MQTT delivered; the webhook answered 503
@@ -141,11 +142,27 @@ def test_plate_hit_becomes_a_routed_delivered_incident(tmp_path: Path, mqtt_brok
         threading.Event().wait(0.1)
     subscriber.loop_stop()
     assert messages and messages[0][0] == f"jifang/grid/{GRID}/incident"
-    assert messages[0][1]["summary"].startswith("东门卡口: plate 浙J1Z345")
+    assert messages[0][1]["summary"].startswith("东门卡口: 车牌 浙J1Z345")
 
     gat = to_gat1400(document)["MotorVehicleListObject"]["MotorVehicleObject"][0]
     assert gat["PlateNo"] == "浙J1Z345" and gat["PlateColor"] == "5" and gat["DeviceID"] == CAMERA
     assert len(gat["PassTime"]) == 14
+
+
+def test_assignee_must_be_in_the_incident_grid_team(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the CLI (`jifang incident advance --assignee`) and the dashboard both go through advance()
+    settings, catalog, _store, reporter, _holds = build(tmp_path, 1, "http://127.0.0.1:9/hook", monkeypatch)
+    watchlist = Watchlist(catalog)
+    watchlist.add(kind="plate", name="被盗车辆", plate="浙J12345", category="案事件", subcategory="治安刑事案件",
+                  reason="协查", owner="椒江派出所", at=NOW)
+    sighting = reporter.record(Observation("plate", settings.cameras[0], NOW, b"c", b"f", text="浙J12345",
+                                           color="blue", confidence=0.9), watchlist.match_plate("浙J12345", NOW))
+    incident = sighting.incident_id
+    assert incident is not None
+    advance(catalog, incident, State.ACCEPTED, "王芳", NOW)
+    with pytest.raises(ConfigError, match=r"'张三' is not in the team of grid 331002001001001 \(members: .*陈静"):
+        advance(catalog, incident, State.ASSIGNED, "王芳", NOW, assignee="张三")
+    assert advance(catalog, incident, State.ASSIGNED, "王芳", NOW, assignee="陈静").state == str(State.ASSIGNED)
 
 
 def test_face_non_match_keeps_no_crop_and_makes_no_incident(tmp_path: Path, mqtt_broker: int, webhook: str,

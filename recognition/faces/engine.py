@@ -16,6 +16,8 @@ import numpy as np
 import onnxruntime as ort
 from jifang.recognition.faces.types import Face, Quality, QualityPolicy, face_rank
 
+from jifang.errors import ModelError
+
 __all__ = ["Face", "FaceEngine", "PackError", "Quality", "QualityPolicy", "align_face", "face_rank"]
 
 log = logging.getLogger(__name__)
@@ -28,7 +30,7 @@ ARCFACE_TEMPLATE = np.array(
 )
 
 
-class PackError(RuntimeError):
+class PackError(ModelError, RuntimeError):
     """The model pack is missing, incomplete or not a detection + recognition pack."""
 
 
@@ -137,9 +139,11 @@ class FaceEngine:
         # Check before insightface sees the path: for a name that is not a folder FaceAnalysis falls back to
         # downloading a pack from its hub, which must never happen here.
         if not pack_dir.is_dir():
-            raise PackError(f"face model pack {pack_dir} does not exist (run `jifang models fetch`)")
+            raise PackError(f"face model pack {pack_dir} does not exist: run `jifang models fetch --dir "
+                            f"{pack_dir.parent.parent}`")
         if not any(pack_dir.glob("*.onnx")) and not (pack_dir / "manifest.json").is_file():
-            raise PackError(f"face model pack {pack_dir} holds no ONNX model (run `jifang models fetch`)")
+            raise PackError(f"face model pack {pack_dir} holds no ONNX model: run `jifang models fetch --dir "
+                            f"{pack_dir.parent.parent}`")
         self.pack_dir = pack_dir
         self.quality_policy = quality or QualityPolicy()
         self.det_thresh = float(det_thresh)

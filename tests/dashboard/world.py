@@ -89,11 +89,12 @@ def add_incident(world: World, grid: str, camera: str) -> int:
                "camera": {"id": camera, "name": "点位", "tier": "important"}}
     with world.catalog.session() as session:
         row = IncidentRow(category="案事件", subcategory="治安刑事案件", gbt31000_code="CaseType:04", grid=grid,
-                          camera_id=camera, occurred_at=NOW, kind="plate", summary=f"{camera}: plate 浙J12345",
+                          camera_id=camera, occurred_at=NOW, kind="plate", summary=f"{camera}: 车牌 浙J12345",
                           details=json.dumps(details, ensure_ascii=False), state="上报", created_at=NOW)
         session.add(row)
         session.flush()
-        session.add(IncidentStep(incident_id=row.id, state="上报", at=NOW, actor="system", note="hit", assignee=""))
+        session.add(IncidentStep(incident_id=row.id, state="上报", at=NOW, actor="system",
+                                 note="识别命中：车牌 浙J12345", assignee=""))
         session.commit()
         return row.id
 
