@@ -69,6 +69,34 @@ def test_database_down_30_s_loses_nothing_and_blames_no_camera(tmp_path: Path, s
         catalog.dispose()
 
 
+def test_agent_starts_and_records_with_the_database_down(tmp_path: Path, sim_camera: SimCamera,
+                                                         pg_url: str) -> None:
+    url = sqlalchemy.engine.make_url(pg_url)
+    proxy = TcpProxy(url.port or 5432)
+    proxy.close()  # down before the agent starts: it must warn and record, not exit
+    via_proxy = url.set(port=proxy.port).render_as_string(hide_password=False)
+    agent = Agent(write_config(tmp_path, sim_camera.url, segment_seconds=2, db_url=via_proxy)).start()
+    try:
+        recorded = lambda: agent.metric("jifang_segments_recorded_total", camera=CAMERA)  # noqa: E731
+        assert wait_for(lambda: recorded() >= 4, 90), agent.log()
+        assert any("unreachable" in line and "recording the cameras" in line for line in agent.output), agent.log()
+        proxy.open()
+        assert wait_for(lambda: not spooled(tmp_path) and uploaded(agent) >= recorded(), 120), agent.log()
+        assert agent.stop() == 0, agent.log()
+    finally:
+        if agent.process and agent.process.poll() is None:
+            agent.kill()
+        proxy.close()
+    catalog = Catalog(pg_url)
+    try:
+        rows = assert_catalog_is_store(catalog, FilesystemStore(tmp_path / "store"), CAMERA)
+        assert catalog.gaps(CAMERA) == []
+        assert all(abs(hole) <= 1.0 for hole in holes(rows)), holes(rows)
+        assert unexplained_seconds(catalog, CAMERA) <= 0.1
+    finally:
+        catalog.dispose()
+
+
 def test_sqlite_held_by_another_writer_40_s_loses_nothing(tmp_path: Path, sim_camera: SimCamera) -> None:
     """40 s is longer than the catalog's 30 s SQLite busy timeout: writes fail, not merely wait."""
     config = write_config(tmp_path, sim_camera.url, segment_seconds=2)
