@@ -273,7 +273,8 @@ def test_a_wall_clock_step_on_ffmpegs_side_is_detected_and_timed_by_the_monotoni
             agent.kill()
     catalog = agent.catalog()
     rows = assert_catalog_is_store(catalog, agent.store(), CAMERA)
-    assert all(-0.1 <= hole <= 1.0 for hole in holes(rows)), holes(rows)  # no overlap, no silent hole
+    # no overlap beyond a frame or two (the issue saw 275 s), no silent hole
+    assert all(-0.25 <= hole <= 1.0 for hole in holes(rows)), holes(rows)
     assert abs((rows[-1].end_at - stopped).total_seconds()) <= 3, "the timeline must follow the true clock"
     steps = [g for g in catalog.gaps(CAMERA) if g.cause == "clock_step"]
     assert len(steps) == 2 and all("stepped by" in g.detail for g in steps), [(g.cause, g.detail) for g in steps]
