@@ -31,6 +31,7 @@ from jifang.errors import (
     CameraStreamNotFoundError,
     CameraUnauthorizedError,
     CameraUnreachableError,
+    CatalogError,
     ConfigError,
 )
 from jifang.registry import Registry, open_registry
@@ -65,6 +66,8 @@ class EdgeAgent:
         self.agent_id = agent_id or os.environ.get("JIFANG_AGENT_ID") or f"{socket.gethostname()}:{os.getpid()}"
         self.metrics_port: int | None = None
         self._metrics_server = None
+        self._catalog_up = False
+        self._stopping = threading.Event()
 
     def open(self) -> None:
         """Everything before recording starts; raises JifangError subclasses for the CLI to report.
@@ -77,13 +80,14 @@ class EdgeAgent:
         if self.preflight:
             self._check_cameras(self.settings.cameras, passwords)
         self.store = open_store_or_defer(self.settings, self.clock)
-        self.catalog.migrate()
+        self._catalog_up = self._migrate_or_defer()
         self.registry = open_registry(self.settings, self.catalog)
-        file_cameras = {camera.id for camera in self.settings.cameras}
-        self.settings, registered = self.registry.merge_into(self.settings)
-        passwords.update(registered)
-        if self.preflight and registered:
-            self._check_cameras([c for c in self.settings.cameras if c.id not in file_cameras], passwords)
+        if self._catalog_up:
+            file_cameras = {camera.id for camera in self.settings.cameras}
+            self.settings, registered = self.registry.merge_into(self.settings)
+            passwords.update(registered)
+            if self.preflight and registered:
+                self._check_cameras([c for c in self.settings.cameras if c.id not in file_cameras], passwords)
         self.spool = Spool(self.settings.recorder.spool_dir)
         self.uploader = Uploader(self.store, self.catalog, self.spool, self.metrics, self.clock,
                                  self.settings.recorder.spool_max_bytes, workers=self.settings.recorder.upload_workers)
@@ -96,6 +100,33 @@ class EdgeAgent:
         for camera in self._eligible.values():
             self.metrics.camera_info.labels(camera.id, camera.grid, str(camera.tier), self.settings.site).set(1)
         self._recover()
+
+    def _migrate_or_defer(self) -> bool:
+        """Migrate the catalog; an unreachable database is a warning, not a reason not to record (the spool is
+        the write-ahead log and the catalog is filled from it). A refused login is a configuration error."""
+        try:
+            self.catalog.migrate()
+            return True
+        except CatalogError as exc:
+            if any(word in str(exc) for word in ("authentication failed", "does not exist", "permission denied")):
+                raise
+            log.warning("%s; recording the cameras of the configuration file into the spool, the catalog is "
+                        "migrated and filled from it when the database answers (cameras known only to the registry "
+                        "start at the next start)", exc)
+            return False
+
+    def _migrate_when_reachable(self) -> None:
+        delay = 2.0
+        while not self._stopping.wait(delay):
+            try:
+                self.catalog.migrate()
+            except CatalogError as exc:
+                log.debug("catalog still unavailable: %s", exc)
+                delay = min(delay * 2, 30.0)
+                continue
+            self._catalog_up = True
+            log.info("catalog database reachable and migrated; spooled segments are catalogued now")
+            return
 
     def _make_recorder(self, camera_id: str) -> CameraRecorder:
         assert self.spool is not None and self._sink is not None
@@ -317,6 +348,8 @@ class EdgeAgent:
 
     def start(self) -> None:
         assert self.uploader is not None
+        if not self._catalog_up:
+            threading.Thread(target=self._migrate_when_reachable, name="catalog-migrate", daemon=True).start()
         self.uploader.start()
         lease_seconds = self.settings.recorder.lease_seconds
         if lease_seconds is None:
@@ -326,7 +359,8 @@ class EdgeAgent:
             self.fleet = FleetMember(self.catalog, self.agent_id, self.settings.site, sorted(self._eligible),
                                      lease_seconds, self.clock, self._start_camera, self._stop_camera)
             self.fleet.start()
-        if self.registry is not None and any(c.onvif_endpoint for c in self.registry.cameras(enabled_only=True)):
+        if (self._catalog_up and self.registry is not None
+                and any(c.onvif_endpoint for c in self.registry.cameras(enabled_only=True))):
             from jifang.edge.health import HealthChecker
 
             self._health = HealthChecker(self.registry, self.clock)
@@ -343,6 +377,7 @@ class EdgeAgent:
 
     def shutdown(self, drain_seconds: float = 60.0) -> int:
         """Close every camera's current segment and upload the spool; returns segments left spooled."""
+        self._stopping.set()
         if self._health is not None:
             self._health.stop()
         if self.fleet is not None:

@@ -117,7 +117,8 @@ class MinioConfig(Model):
                                   description="access key reference (default: env JIFANG_MINIO_ACCESS_KEY)")
     secret_key: SecretRef = Field(default_factory=lambda: SecretRef(env="JIFANG_MINIO_SECRET_KEY"),
                                   description="secret key reference (default: env JIFANG_MINIO_SECRET_KEY)")
-    connect_retries: int = Field(5, ge=0, description="attempts to reach the server at start")
+    connect_retries: int = Field(5, ge=0, description="attempts to reach the server at start (retention commands; "
+                                 "edge run checks once and records into the spool while it is down)")
 
 
 class StorageConfig(Model):

@@ -42,6 +42,7 @@ class RunFolder:
         self.last_listed_end: datetime | None = None
         self._opened: dict[int, float] = {}  # segment number -> monotonic time ffmpeg opened its file
         self._offset = timedelta(0)  # how far ffmpeg's clock has stepped away from the run's timeline
+        self._after_step = False  # the previous segment was re-timed
 
     def note_line(self, line: str, monotonic: float) -> None:
         """Feed one ffmpeg stderr line, read at ``monotonic``: segment openings time the segments."""
@@ -94,11 +95,17 @@ class RunFolder:
             listed_start = anchor + timedelta(seconds=float(start)) - self._offset
             listed_end = anchor + timedelta(seconds=float(end)) - self._offset
             step = 0.0
+            if self._after_step and self.last_listed_end is not None \
+                    and abs((listed_start - self.last_listed_end).total_seconds()) < STEP_TOLERANCE_SECONDS:
+                # ffmpeg's own times around a step are off by a frame or so: keep the re-timed line contiguous
+                listed_start = self.last_listed_end
+            self._after_step = False
             if real is not None and abs((listed_end - listed_start).total_seconds() - real) > STEP_TOLERANCE_SECONDS:
                 step = (listed_end - listed_start).total_seconds() - real
                 listed_start = self.last_listed_end or listed_start
                 listed_end = listed_start + timedelta(seconds=real)
                 self._offset += timedelta(seconds=step)
+                self._after_step = True
             found.append(ListedSegment(self.path / name, listed_start, listed_end, step))
             self.last_listed_end = listed_end
         return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,6 +43,7 @@ class Catalog:
         except Exception as exc:  # bad URL, missing driver
             raise CatalogError(f"database URL is unusable: {type(exc).__name__}") from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._add_lock = threading.Lock()
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic), one process at a time."""
@@ -69,8 +71,11 @@ class Catalog:
     # segments
 
     def add_segment(self, segment: Segment, recorded_at: datetime) -> bool:
-        """Catalog a segment; a second call with the same key and sha256 is a no-op (returns False)."""
-        with self.session() as session:
+        """Catalog a segment; a second call with the same key and sha256 is a no-op (returns False).
+
+        Serialised within the process: the recorder and the uploader both catalog from the spool, and two
+        concurrent inserts would race on the camera's coverage rows (an IntegrityError that is not a duplicate)."""
+        with self._add_lock, self.session() as session:
             existing = session.scalar(select(SegmentRow).where(SegmentRow.key == segment.key))
             if existing is not None:
                 if existing.sha256 != segment.sha256:

@@ -5,6 +5,7 @@ neither a stored segment nor a gap row explains."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,6 +69,60 @@ def test_database_down_30_s_loses_nothing_and_blames_no_camera(tmp_path: Path, s
         catalog.dispose()
 
 
+def test_agent_starts_and_records_with_the_database_down(tmp_path: Path, sim_camera: SimCamera,
+                                                         pg_url: str) -> None:
+    url = sqlalchemy.engine.make_url(pg_url)
+    proxy = TcpProxy(url.port or 5432)
+    proxy.close()  # down before the agent starts: it must warn and record, not exit
+    via_proxy = url.set(port=proxy.port).render_as_string(hide_password=False)
+    agent = Agent(write_config(tmp_path, sim_camera.url, segment_seconds=2, db_url=via_proxy)).start()
+    try:
+        recorded = lambda: agent.metric("jifang_segments_recorded_total", camera=CAMERA)  # noqa: E731
+        assert wait_for(lambda: recorded() >= 4, 90), agent.log()
+        assert any("unreachable" in line and "recording the cameras" in line for line in agent.output), agent.log()
+        proxy.open()
+        assert wait_for(lambda: not spooled(tmp_path) and uploaded(agent) >= recorded(), 120), agent.log()
+        assert agent.stop() == 0, agent.log()
+    finally:
+        if agent.process and agent.process.poll() is None:
+            agent.kill()
+        proxy.close()
+    catalog = Catalog(pg_url)
+    try:
+        rows = assert_catalog_is_store(catalog, FilesystemStore(tmp_path / "store"), CAMERA)
+        assert catalog.gaps(CAMERA) == []
+        assert all(abs(hole) <= 1.0 for hole in holes(rows)), holes(rows)
+        assert unexplained_seconds(catalog, CAMERA) <= 0.1
+    finally:
+        catalog.dispose()
+
+
+def test_sqlite_held_by_another_writer_40_s_loses_nothing(tmp_path: Path, sim_camera: SimCamera) -> None:
+    """40 s is longer than the catalog's 30 s SQLite busy timeout: writes fail, not merely wait."""
+    config = write_config(tmp_path, sim_camera.url, segment_seconds=2)
+    agent = Agent(config).start()
+    try:
+        assert wait_for(lambda: uploaded(agent) >= 2, 90), agent.log()
+        other = sqlite3.connect(tmp_path / "jifang.db", isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        time.sleep(40)
+        assert agent.metric("jifang_camera_up", camera=CAMERA) == 1, "a locked database must not stop recording"
+        other.execute("COMMIT")
+        other.close()
+        recorded_by_then = int(agent.metric("jifang_segments_recorded_total", camera=CAMERA))
+        assert wait_for(lambda: not spooled(tmp_path) and uploaded(agent) >= recorded_by_then, 120), agent.log()
+        assert agent.metric("jifang_camera_reconnects_total", camera=CAMERA) == 0
+        assert agent.stop() == 0, agent.log()
+    finally:
+        if agent.process and agent.process.poll() is None:
+            agent.kill()
+    catalog = agent.catalog()
+    rows = assert_catalog_is_store(catalog, agent.store(), CAMERA)
+    assert catalog.gaps(CAMERA) == [], [(g.cause, g.detail) for g in catalog.gaps(CAMERA)]
+    assert all(abs(hole) <= 1.0 for hole in holes(rows)), holes(rows)
+    assert unexplained_seconds(catalog, CAMERA) <= 0.1
+
+
 def test_five_sigterm_stops_keep_the_last_segment_each_time(tmp_path: Path, sim_camera: SimCamera) -> None:
     config = write_config(tmp_path, sim_camera.url, segment_seconds=2)
     stops: list[datetime] = []
@@ -116,11 +171,13 @@ def test_a_corrupt_spool_file_is_quarantined_and_the_queue_moves_on(tmp_path: Pa
         data = bytearray(victim.read_bytes())
         data[len(data) // 2] ^= 0xFF  # one flipped byte, same size: only the sha256 can tell
         victim.write_bytes(bytes(data))
-        victim_key = json.loads(victim.with_suffix(".json").read_text())["key"]
+        victim_manifest = json.loads(victim.with_suffix(".json").read_text())
+        victim_key = victim_manifest["key"]
         s3.start()
-        assert wait_for(lambda: agent.catalog().segment(victim_key) is not None
-                        and not spooled(tmp_path) and any(g.cause == "spool_corrupt" for g in agent.catalog().gaps()),
-                        120), agent.log()
+        def settled() -> bool:
+            return not spooled(tmp_path) and any(g.cause == "spool_corrupt" for g in agent.catalog().gaps())
+
+        assert wait_for(settled, 120), agent.log()
         time.sleep(3)
         assert agent.metric("jifang_segments_quarantined_total", camera=CAMERA) == 1
         assert agent.stop() == 0, agent.log()
@@ -130,9 +187,10 @@ def test_a_corrupt_spool_file_is_quarantined_and_the_queue_moves_on(tmp_path: Pa
     catalog = agent.catalog()
     assert_catalog_is_store(catalog, agent.store(), CAMERA)
     gaps = catalog.gaps(CAMERA)
-    victim_row = catalog.segment(victim_key)
     assert [(g.cause, g.start_at, g.end_at) for g in gaps] == [
-        ("spool_corrupt", victim_row.start_at, victim_row.end_at)]
+        ("spool_corrupt", datetime.fromisoformat(victim_manifest["capture_start"]),
+         datetime.fromisoformat(victim_manifest["capture_end"]))]
+    assert "differs from its manifest" in gaps[0].detail
     assert agent.store().stat(MediaKind.VIDEO, victim_key) is None, "the damaged file was never stored"
     assert (tmp_path / "spool" / "quarantine" / CAMERA / f"{CAMERA}-{victim.name}").exists()
     assert unexplained_seconds(catalog, CAMERA) <= 0.1
@@ -215,7 +273,8 @@ def test_a_wall_clock_step_on_ffmpegs_side_is_detected_and_timed_by_the_monotoni
             agent.kill()
     catalog = agent.catalog()
     rows = assert_catalog_is_store(catalog, agent.store(), CAMERA)
-    assert all(-0.1 <= hole <= 1.0 for hole in holes(rows)), holes(rows)  # no overlap, no silent hole
+    # no overlap beyond a frame or two (the issue saw 275 s), no silent hole
+    assert all(-0.25 <= hole <= 1.0 for hole in holes(rows)), holes(rows)
     assert abs((rows[-1].end_at - stopped).total_seconds()) <= 3, "the timeline must follow the true clock"
     steps = [g for g in catalog.gaps(CAMERA) if g.cause == "clock_step"]
     assert len(steps) == 2 and all("stepped by" in g.detail for g in steps), [(g.cause, g.detail) for g in steps]
