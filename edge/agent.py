@@ -221,20 +221,32 @@ class EdgeAgent:
                             "until it does", folder, folder.name)
         if saved:
             log.info("spooled %d segments left by a previous run", saved)
-        for manifest in self.spool.orphan_manifests():
-            key = self._manifest_key(manifest)
-            row = self.catalog.segment(key) if key else None
-            if row is not None and row.uploaded_at is not None:
-                manifest.unlink(missing_ok=True)
-            else:
-                log.error("spool manifest %s has no video and no upload record", manifest)
-        pending = self.spool.pending()
-        # the sink catalogued them before they were queued; only one spooled just before a crash is missing
-        # (or, with another sha256, refused as before)
-        catalogued = self.catalog.catalogued_hashes([item.segment.key for item in pending])
+        inventory = self.spool.inventory()
+        for camera_id, (_complete, orphans) in inventory.items():
+            for stem in orphans:
+                manifest = self.spool.segments_dir / camera_id / f"{stem}.json"
+                key = self._manifest_key(manifest)
+                row = self.catalog.segment(key) if key else None
+                if row is not None and row.uploaded_at is not None:
+                    manifest.unlink(missing_ok=True)
+                else:
+                    log.error("spool manifest %s has no video and no upload record", manifest)
+        # the catalog is the spool's index (the sink catalogues every segment it spools): one query instead of a
+        # manifest read per segment; only a segment spooled just before a crash, not catalogued yet, or one
+        # uploaded but not yet released, is read from its manifest (and catalogued, or refused as before)
+        waiting = {(segment.camera_id, segment.key.rsplit("/", 1)[-1].removesuffix(".mp4")): segment
+                   for segment in self.catalog.waiting_uploads()}
+        pending = []
+        for camera_id, (complete, _orphans) in inventory.items():
+            for stem in complete:
+                segment = waiting.get((camera_id, stem))
+                if segment is not None:
+                    pending.append(self.spool.spooled(segment, stem))
+                elif (item := self.spool.load(camera_id, stem)) is not None:
+                    self.catalog.add_segment(item.segment, recorded_at=self.clock())
+                    pending.append(item)
+        pending.sort(key=lambda item: item.segment.capture_start)
         for item in pending:
-            if catalogued.get(item.segment.key) != item.segment.sha256:
-                self.catalog.add_segment(item.segment, recorded_at=self.clock())
             self.uploader.enqueue(item)
         if pending:
             log.info("%d spooled segments waiting for upload", len(pending))

@@ -56,6 +56,7 @@ class Spool:
         for folder in (self.segments_dir, self.recording_dir, self.quarantine_dir):
             folder.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._camera_folders: dict[str, Path] = {}
 
     def _paths(self, segment: Segment) -> tuple[Path, Path]:
         folder = self.segments_dir / segment.camera_id
@@ -82,19 +83,49 @@ class Spool:
 
     def pending(self) -> list[SpooledSegment]:
         """Every spooled segment whose video is present, oldest capture first."""
-        found = []
-        for manifest in self.segments_dir.glob("*/*.json"):
-            video = manifest.with_suffix(".mp4")
-            if not video.exists():
-                continue
-            try:
-                segment = _segment_from_json(json.loads(manifest.read_text(encoding="utf-8")))
-            except (ValueError, KeyError) as exc:
-                log.error("spool manifest %s is unreadable (%s); its video %s stays in the spool", manifest, exc,
-                          video)
-                continue
-            found.append(SpooledSegment(segment, video, manifest))
+        found = [item for camera_id, (complete, _orphans) in self.inventory().items() for stem in complete
+                 if (item := self.load(camera_id, stem)) is not None]
         return sorted(found, key=lambda item: item.segment.capture_start)
+
+    def inventory(self) -> dict[str, tuple[set[str], set[str]]]:
+        """camera -> (stems with video and manifest, stems with a manifest only), from one directory listing
+        per camera: no stat or read per file, so a spool of 100,000 segments is listed in a moment."""
+        found: dict[str, tuple[set[str], set[str]]] = {}
+        with os.scandir(self.segments_dir) as cameras:
+            for camera in cameras:
+                if not camera.is_dir():
+                    continue
+                videos, manifests = set(), set()
+                with os.scandir(camera.path) as entries:
+                    for entry in entries:
+                        if entry.name.endswith(".mp4"):
+                            videos.add(entry.name[:-4])
+                        elif entry.name.endswith(".json"):
+                            manifests.add(entry.name[:-5])
+                found[camera.name] = (videos & manifests, manifests - videos)
+        return found
+
+    def spooled(self, segment: Segment, stem: str) -> SpooledSegment:
+        """``segment`` (known from its catalog row, its manifest not read) as listed by ``inventory`` under
+        ``stem``; the camera's folder is built once, as building paths is most of the cost of a large spool."""
+        folder = self._camera_folders.get(segment.camera_id)
+        if folder is None:
+            folder = self._camera_folders[segment.camera_id] = self.segments_dir / segment.camera_id
+        video = folder / f"{stem}.mp4"
+        return SpooledSegment(segment, video, video.with_name(f"{stem}.json"))
+
+    def load(self, camera_id: str, stem: str) -> SpooledSegment | None:
+        """The spooled segment as its manifest describes it; None (and logged) when the manifest is unreadable."""
+        manifest = self.segments_dir / camera_id / f"{stem}.json"
+        video = manifest.with_suffix(".mp4")
+        try:
+            segment = _segment_from_json(json.loads(manifest.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError) as exc:
+            log.error("spool manifest %s is unreadable (%s); its video %s stays in the spool", manifest, exc, video)
+            return None
+        return SpooledSegment(segment, video, manifest)
 
     def orphan_manifests(self) -> list[Path]:
         """Manifests whose video is gone: uploads that finished just before a crash."""

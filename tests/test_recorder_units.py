@@ -229,3 +229,16 @@ def test_workers_upload_cameras_in_parallel_each_in_capture_order(tmp_path: Path
     assert max(len(cams) for cams in store.overlaps) >= 2  # cameras were uploaded at the same time
     assert all(len(cams) == len(set(cams)) for cams in store.overlaps)  # never two of one camera
     assert spool.pending() == []
+
+
+def test_spool_inventory_lists_segments_and_orphans_without_reading_them(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    kept, path = make_segment(tmp_path, T0)
+    item = spool.admit(kept, path)
+    gone, gone_path = make_segment(tmp_path, T0 + timedelta(seconds=10))
+    spool.admit(gone, gone_path).video.unlink()  # uploaded just before a crash: the manifest is left
+    assert spool.inventory() == {CAMERA: ({item.video.stem}, {spool.orphan_manifests()[0].stem})}
+    assert spool.spooled(kept, item.video.stem) == item  # from the catalog row, the same paths as admitted
+    assert spool.load(CAMERA, item.video.stem) == item
+    item.manifest.write_text("{not json")
+    assert spool.load(CAMERA, item.video.stem) is None and spool.pending() == []

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from jifang.db.models import CoverageDay, CoverageSpan, GapRow, LegalHold, SegmentRow
 from jifang.domain import GapCause, Segment
 from jifang.errors import CatalogError, ObjectConflictError
+from jifang.tiers import Tier
 
 SPAN_TOLERANCE = timedelta(seconds=2)  # segments closer than this are one contiguous span
 MIGRATION_LOCK_ID = 0x6A6966616E67  # "jifang": serialises migrations across processes on PostgreSQL
@@ -92,16 +93,16 @@ class Catalog:
                 return False
         return True
 
-    def catalogued_hashes(self, keys: list[str], chunk: int = 900) -> dict[str, str]:
-        """key -> sha256 of those of ``keys`` already catalogued, a few queries for any number of keys (a
-        recovered spool checks 100,000 segments at start)."""
-        found: dict[str, str] = {}
+    def waiting_uploads(self) -> list[Segment]:
+        """Every catalogued segment not yet uploaded, in one query: the index of a recovered spool (which may
+        hold 100,000 segments) without reading a manifest per segment."""
+        columns = (SegmentRow.camera_id, SegmentRow.key, SegmentRow.start_at, SegmentRow.end_at, SegmentRow.bytes,
+                   SegmentRow.sha256, SegmentRow.tier, SegmentRow.grid, SegmentRow.retain_until)
         with self.session() as session:
-            for offset in range(0, len(keys), chunk):
-                part = keys[offset:offset + chunk]
-                rows = session.execute(select(SegmentRow.key, SegmentRow.sha256).where(SegmentRow.key.in_(part)))
-                found.update((key, sha256) for key, sha256 in rows)
-        return found
+            rows = session.execute(select(*columns).where(SegmentRow.uploaded_at.is_(None)))
+            return [Segment(camera_id=camera_id, key=key, capture_start=start, capture_end=end, size=size,
+                            sha256=sha256, tier=Tier(tier), grid=grid, retain_until=until)
+                    for camera_id, key, start, end, size, sha256, tier, grid, until in rows]
 
     @staticmethod
     def _update_rollups(session: Session, segment: Segment) -> None:
