@@ -110,6 +110,7 @@ class Side:
     cpu: float = 0.0
     samples: list[tuple[float, float, float]] = field(default_factory=list)
     first_segment_s: float | None = None
+    own_cpu: float = 0.0  # the root process alone (the Python agent), without its children
 
     def mean_memory(self) -> tuple[float, float, float]:
         if not self.samples:
@@ -178,6 +179,7 @@ def run_once(args: argparse.Namespace, url: str, streams: int, work: Path) -> tu
         agent_pids = descendants(agent.pid)
         plain_pids = [p.pid for p in ffmpegs]
         cpu0 = cpu_seconds(agent_pids), cpu_seconds(plain_pids)
+        own0 = cpu_seconds([agent.pid], with_reaped=False)
         busy0, w0 = machine_busy(), time.monotonic()
         load0 = os.getloadavg()[0]
         end = w0 + args.seconds
@@ -189,6 +191,7 @@ def run_once(args: argparse.Namespace, url: str, streams: int, work: Path) -> tu
         # the agent's descendants now (an ffprobe that started and ended in the window is in cutime)
         jifang.cpu = (cpu_seconds(sorted(set(agent_pids) | set(descendants(agent.pid)))) - cpu0[0]) / elapsed
         plain.cpu = (cpu_seconds(plain_pids) - cpu0[1]) / elapsed
+        jifang.own_cpu = (cpu_seconds([agent.pid], with_reaped=False) - own0) / elapsed
         busy1 = machine_busy()
         machine = {"elapsed": elapsed, "load0": load0, "load1": os.getloadavg()[0],
                    "busy": (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]), "cores": os.cpu_count()}
@@ -219,6 +222,8 @@ def report(streams: int, jifang: Side, plain: Side, machine: dict) -> None:
           f"{machine['load1']:.1f}")
     print(f"  {'per stream':<28}{'jifang':>12}{'plain ffmpeg':>14}{'ratio':>9}")
     print(f"  {'CPU (% of one core)':<28}{j_cpu:>12.2f}{p_cpu:>14.2f}{ratio(j_cpu, p_cpu):>9}")
+    print(f"  {'  of which the Python agent':<28}{100 * jifang.own_cpu / streams:>12.2f}"
+          "   (validate, sha256, upload, catalog, supervision)")
     print(f"  {'PSS (MiB)':<28}{j_pss:>12.1f}{p_pss:>14.1f}{ratio(j_pss, p_pss):>9}")
     print(f"  {'USS (MiB)':<28}{j_uss:>12.1f}{p_uss:>14.1f}{ratio(j_uss, p_uss):>9}")
     print(f"  {'RSS (MiB, overstates)':<28}{j_rss:>12.1f}{p_rss:>14.1f}{ratio(j_rss, p_rss):>9}")

@@ -101,9 +101,9 @@ class Uploader:
             if not queue.busy and queue.waiting[0][1] == seg.key:
                 heapq.heappush(self._ready, (seg.capture_start, seg.camera_id))
                 self._cond.notify()
-            oldest_end = self._oldest_end(queue)
-        if oldest_end is not None:
-            self._set_lag(seg.camera_id, oldest_end)
+            oldest = queue.ends[0][1] == seg.key  # the lag changes only when this is the camera's oldest
+        if oldest:
+            self._set_lag(seg.camera_id, seg.capture_end)
 
     def backlog(self) -> int:
         with self._cond:
