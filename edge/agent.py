@@ -20,6 +20,7 @@ from datetime import datetime
 from jifang.edge.fleet import FleetMember
 from jifang.edge.health import HealthChecker
 from jifang.edge.spoollock import SpoolLock, spool_path
+from jifang.recognition.evidence import EvidenceSpool
 from jifang.recorder import CameraRecorder, RecorderMetrics, SegmentSink, Spool, Uploader, check_stream
 from prometheus_client import start_http_server
 
@@ -30,10 +31,12 @@ from jifang.errors import (
     CameraUnauthorizedError,
     CameraUnreachableError,
     ConfigError,
+    StoreUnavailableError,
 )
 from jifang.registry import Registry, open_registry
 from jifang.store import ObjectStore, connect_store
 from jifang.store.base import utc_now
+from jifang.tiers import MediaKind
 
 log = logging.getLogger("jifang.edge")
 
@@ -47,6 +50,7 @@ class EdgeAgent:
         self.preflight = preflight
         self.catalog = Catalog(settings.database.url)
         self.spool: Spool | None = None
+        self.evidence: EvidenceSpool | None = None
         self.store: ObjectStore | None = None
         self.registry: Registry | None = None
         self._health = None
@@ -64,6 +68,7 @@ class EdgeAgent:
         self._file_settings = settings  # the declarative seed; cameras come from the registry
         self._spool_lock: SpoolLock | None = None
         self._cameras_lock = threading.RLock()
+        self._holds_to_apply: list[tuple[str, datetime, datetime]] = []
         self._revision: tuple | None = None
         self.registry_poll_seconds = 2.0  # changes apply within this plus a camera's restart (well under 10 s)
         self.metrics_port: int | None = None
@@ -97,6 +102,8 @@ class EdgeAgent:
             self._check_cameras([c for c in self.settings.cameras if c.id not in passwords], registered)
         passwords.update(registered)
         self.spool = Spool(spool_root)
+        # evidence images are spooled like segments (recognition.evidence); left-overs upload at start
+        self.evidence = EvidenceSpool(spool_root / "evidence", self.store)
         self.uploader = Uploader(self.store, self.catalog, self.spool, self.metrics, self.clock,
                                  self.settings.recorder.spool_max_bytes)
         self._sink = SegmentSink(self.spool, self.catalog, self.metrics, self.uploader.enqueue,
@@ -234,21 +241,50 @@ class EdgeAgent:
         from jifang.recognition.metrics import RecognitionMetrics
         from jifang.recognition.reporting import IncidentReporter
         from jifang.recognition.watchlist import Watchlist
-        from jifang.retention.service import RetentionService
 
         assert self.store is not None
-        retention = RetentionService(self.settings, self.catalog, self.store, self.clock)
         pipelines: dict = {
             "metrics": RecognitionMetrics(self.metrics.registry),
             "watchlist": Watchlist(self.catalog),
             "reporter": IncidentReporter(self.settings, self.catalog, self.store, self.clock,
-                                         hold=lambda cam, start, end, reason: retention.hold(
-                                             cam, start, end, reason, actor="system")),
+                                         hold=self._hold, evidence=self.evidence),
         }
         self._load_readers(pipelines, {kind for camera in self._eligible.values() for kind in camera.recognize})
         self._deliverer = Deliverer(self.settings, self.catalog, self.clock, self.metrics.registry)
         self._deliverer.start()
         return pipelines
+
+    def _hold(self, camera_id: str, start: datetime, end: datetime, reason: str) -> None:
+        """Hold the video around an incident. The hold enters the ledger at once; when the store is down, the
+        legal holds of segments it already has are applied once it returns (segments still spooled are held
+        by the uploader on arrival)."""
+        from jifang.retention.service import RetentionService
+
+        assert self.store is not None
+        service = RetentionService(self.settings, self.catalog, self.store, self.clock)  # the current cameras
+        try:
+            service.hold(camera_id, start, end, reason, actor="system")
+        except StoreUnavailableError as exc:
+            log.warning("camera %s: video hold recorded, store unavailable (%s); its locks follow when it returns",
+                        camera_id, exc)
+            self._holds_to_apply.append((camera_id, start, end))
+
+    def _apply_pending_holds(self) -> None:
+        from jifang.retention.ledger import Ledger
+
+        assert self.store is not None
+        ledger = Ledger(self.catalog)
+        while self._holds_to_apply:
+            camera_id, start, end = self._holds_to_apply[0]
+            try:
+                for row in ledger.segments_in(camera_id, start, end):
+                    if row.uploaded_at is not None:
+                        self.store.set_legal_hold(MediaKind.VIDEO, row.key, True)
+            except StoreUnavailableError:
+                return  # still down: the next poll tries again
+            ledger.set_held(camera_id, start, end, True)
+            self._holds_to_apply.pop(0)
+            log.info("camera %s: video hold applied in the store", camera_id)
 
     def _status_changed(self, camera_id: str, status: str, detail: str) -> None:
         try:
@@ -327,8 +363,9 @@ class EdgeAgent:
         return self.metrics_port
 
     def start(self) -> None:
-        assert self.uploader is not None
+        assert self.uploader is not None and self.evidence is not None
         self.uploader.start()
+        self.evidence.start()
         lease_seconds = self.settings.recorder.lease_seconds
         if lease_seconds is None:
             for camera_id in self._eligible:
@@ -349,6 +386,7 @@ class EdgeAgent:
         while not stop.wait(self.registry_poll_seconds):
             try:
                 self.watch_registry()
+                self._apply_pending_holds()
             except Exception:  # the catalog may be briefly unreachable: recording goes on, the next poll retries
                 log.exception("could not apply registry changes")
             gauges_due += self.registry_poll_seconds
@@ -367,6 +405,8 @@ class EdgeAgent:
             self.recognizers.pop(camera_id).stop()
         if self._deliverer is not None:
             self._deliverer.stop()
+        if self.evidence is not None:
+            self.evidence.stop()
         recorders = list(self.recorders.values())
         for recorder in recorders:
             recorder.request_stop()
