@@ -192,7 +192,8 @@ def cmd_camera_list(args: argparse.Namespace) -> int:
     rows = []
     for row in registry.cameras():
         data = camera_from_row(row).model_dump(mode="json", exclude={"password"})
-        data.update(status=row.status, managed_by=row.managed_by or "registry", has_password=bool(
+        data.update(main_rtsp_url=row.main_rtsp_url, status=row.status, managed_by=row.managed_by or "registry",
+                    has_password=bool(
             row.password_encrypted or row.password_ref))
         rows.append(data)
     if args.json:
