@@ -125,26 +125,85 @@ def cmd_camera_add(args: argparse.Namespace) -> int:
         raise ConfigError("give --from-probe HOST[:PORT] (ONVIF) or --rtsp-url URL")
     camera.id, camera.name, camera.grid, camera.tier = args.id, args.name, args.grid, args.tier
     camera.location, camera.purpose, camera.signage = args.location, args.purpose, args.signage == "yes"
+    camera.site, camera.recognize = args.site, _kinds(args.recognize)
+    if args.sub_rtsp_url:
+        camera.sub_rtsp_url = args.sub_rtsp_url
     outcome = register(registry, camera, actor=args.by, at=datetime.now(UTC), ffprobe=settings.recorder.ffprobe,
                        stream_check=not args.no_stream_check, allow_clock_offset=args.allow_clock_offset)
     for warning in outcome.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"camera {camera.id} {camera.name} registered in grid {camera.grid} ({camera.tier})")
+    print(f"  records {camera.main_rtsp_url}" + (f"; recognition ({', '.join(camera.recognize)}) on "
+                                               f"{camera.sub_rtsp_url or camera.main_rtsp_url}"
+                                               if camera.recognize else ""))
+    return EXIT_OK
+
+
+def _kinds(text: str | None) -> list[str]:
+    kinds = [kind.strip() for kind in (text or "").split(",") if kind.strip()]
+    unknown = [kind for kind in kinds if kind not in ("plate", "face")]
+    if unknown:
+        raise ConfigError(f"--recognize: {unknown[0]!r} is not a recognition kind (plate, face)")
+    return kinds
+
+
+def cmd_camera_set(args: argparse.Namespace) -> int:
+    _settings, registry = _open(args)
+    changes: dict = {}
+    if args.enabled is not None:
+        changes["enabled"] = args.enabled == "yes"
+    for name in ("tier", "grid", "name", "location", "purpose", "site"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name) or None if name == "site" else getattr(args, name)
+    if args.signage is not None:
+        changes["signage"] = args.signage == "yes"
+    if args.recognize is not None:
+        changes["recognize"] = _kinds(args.recognize)
+    if args.sub_rtsp_url is not None:
+        changes["sub_rtsp_url"] = args.sub_rtsp_url or None
+    if not changes:
+        raise ConfigError("nothing to change: give at least one of --enabled, --tier, --grid, --recognize, ...")
+    _row, diff = registry.update_camera(args.id, datetime.now(UTC), **changes)
+    print(f"camera {args.id}: " + ("; ".join(f"{name} {old!r} -> {new!r}" for name, (old, new) in diff.items())
+                                   or "unchanged") + (" (running agents apply it within seconds)" if diff else ""))
+    return EXIT_OK
+
+
+def cmd_camera_remove(args: argparse.Namespace) -> int:
+    _settings, registry = _open(args)
+    registry.remove_camera(args.id, datetime.now(UTC))
+    print(f"camera {args.id} removed from the registry (its recordings keep their retention)")
+    return EXIT_OK
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    settings, registry = _open(args)
+    report = registry.sync(settings, datetime.now(UTC), prune=args.prune)
+    print(f"{report.grids} grids, {report.team} team members, {len(settings.cameras)} cameras declared in "
+          f"{args.config}: {len(report.added)} cameras added, {len(report.updated)} updated, "
+          f"{len(report.released)} no longer declared disabled")
     return EXIT_OK
 
 
 def cmd_camera_list(args: argparse.Namespace) -> int:
+    from jifang.registry import camera_from_row
+
     _settings, registry = _open(args)
-    rows = [{"id": c.id, "name": c.name, "grid": c.grid, "tier": c.tier, "status": c.status,
-             "main_rtsp_url": c.main_rtsp_url, "onvif": c.onvif_endpoint,
-             "model": f"{c.manufacturer} {c.model}".strip(),
-             "signage": c.signage, "purpose": c.purpose, "registered_by": c.registered_by,
-             "registered_at": c.registered_at.isoformat(), "enabled": c.enabled} for c in registry.cameras()]
+    rows = []
+    for row in registry.cameras():
+        data = camera_from_row(row).model_dump(mode="json", exclude={"password"})
+        data.update(main_rtsp_url=row.main_rtsp_url, status=row.status, managed_by=row.managed_by or "registry",
+                    has_password=bool(
+            row.password_encrypted or row.password_ref))
+        rows.append(data)
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
         for r in rows:
-            print(f"{r['id']}\t{r['tier']}\t{r['grid']}\t{r['status']}\t{r['name']}\t{r['main_rtsp_url']}")
+            state = r["status"] if r["enabled"] else "disabled"
+            kinds = ",".join(r["recognize"]) or "-"
+            print(f"{r['id']}\t{r['tier']}\t{r['grid']}\t{state}\t{r['managed_by']}\t{kinds}\t{r['name']}\t"
+                  f"{r['rtsp_url']}")
     return EXIT_OK
 
 
@@ -182,6 +241,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     imp = with_config(rsub.add_parser("import", help="load a registry export into an empty database"))
     imp.add_argument("file")
     imp.set_defaults(func=cmd_import)
+    sync = with_config(rsub.add_parser("sync", help="upsert the grids, teams and cameras the configuration file "
+                                       "declares (also done at every agent and dashboard start)"))
+    sync.add_argument("--prune", action="store_true", help="also disable cameras the file declared before and no "
+                      "longer does (their recordings are kept)")
+    sync.set_defaults(func=cmd_sync)
     rot = with_config(rsub.add_parser("rotate-key", help="re-encrypt every camera password with a new key"))
     rot.add_argument("--new-key-file", required=True)
     rot.set_defaults(func=cmd_rotate_key)
@@ -229,11 +293,31 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add.add_argument("--signage", choices=["yes", "no"], default="no",
                      help="is the notice sign posted (required for key points)")
     add.add_argument("--purpose", default="", help="purpose of the point (required for key points)")
+    add.add_argument("--sub-rtsp-url", help="sub-stream for recognition (default: the ONVIF probe's second profile)")
+    add.add_argument("--recognize", default="", help="recognition at this point: plate, face or plate,face")
+    add.add_argument("--site", help="only agents of this site record it (default: any agent)")
     add.add_argument("--by", default=os.environ.get("USER", "technician"), help="who registers it")
     add.add_argument("--no-stream-check", action="store_true", help="skip opening the RTSP stream")
     add.add_argument("--allow-clock-offset", action="store_true",
                      help="register even when the camera clock is more than 60 s off")
     add.set_defaults(func=cmd_camera_add)
+
+    cset = with_config(cam.add_parser("set", help="change a registered point (running agents apply it live)"))
+    cset.add_argument("id")
+    cset.add_argument("--enabled", choices=["yes", "no"])
+    cset.add_argument("--tier", choices=["key", "important", "general"])
+    cset.add_argument("--grid")
+    cset.add_argument("--name")
+    cset.add_argument("--location")
+    cset.add_argument("--signage", choices=["yes", "no"])
+    cset.add_argument("--purpose")
+    cset.add_argument("--site", help="'' for any site")
+    cset.add_argument("--recognize", help="plate, face, plate,face or '' for none")
+    cset.add_argument("--sub-rtsp-url", help="'' for the main stream")
+    cset.set_defaults(func=cmd_camera_set)
+    crm = with_config(cam.add_parser("remove", help="forget a point (its recordings keep their retention)"))
+    crm.add_argument("id")
+    crm.set_defaults(func=cmd_camera_remove)
 
     lst = with_config(cam.add_parser("list", help="registered cameras"))
     lst.add_argument("--json", action="store_true")

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from jifang.config import Settings
 from jifang.db import Catalog
 from jifang.errors import JifangError
+from jifang.registry import open_registry
 from jifang.store import ObjectStore, open_store
 from jifang.store.base import utc_now
 
@@ -87,6 +88,8 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now, opti
     if catalog is None:
         catalog = Catalog(settings.database.url)
         catalog.migrate()
+    # the file's grids, teams and cameras enter the registry, which every page reads
+    open_registry(settings, catalog).sync(settings, clock())
     store = store or open_store(settings.storage, clock=clock)
     metrics = Metrics()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from jifang.dashboard.security import scope_grids
@@ -12,10 +12,14 @@ from sqlalchemy import select
 
 from jifang.db.models import AuditEntry, CameraRow, GridRow
 from jifang.errors import ConfigError
-from jifang.registry import NewCamera
+from jifang.registry import NewCamera, camera_from_row
 from jifang.tiers import Tier
 
 TIERS = tuple(str(t) for t in Tier)
+KINDS = ("plate", "face")
+# what every role sees of a point; the rest (stream URLs, device, site) is for technicians
+PUBLIC_FIELDS = {"id", "name", "grid", "tier", "location", "enabled", "signage", "purpose", "registered_at",
+                 "registered_by", "recognize"}
 
 
 @dataclass
@@ -30,6 +34,8 @@ class Registration:
     location: str = ""
     signage: bool = False
     purpose: str = ""
+    recognize: list[str] = field(default_factory=list)
+    site: str = ""
 
 
 def visible(state: AppState, principal: Principal) -> list[CameraRow]:
@@ -48,17 +54,16 @@ def grid_codes(state: AppState) -> list[str]:
 
 
 def to_json(row: CameraRow, technical: bool) -> dict:
-    data = {"id": row.id, "name": row.name, "grid": row.grid, "tier": row.tier, "location": row.location,
-            "status": row.status, "status_detail": row.status_detail,
-            "status_at": row.status_at.isoformat() if row.status_at else None, "enabled": row.enabled,
-            "signage": row.signage, "purpose": row.purpose, "registered_at": row.registered_at.isoformat(),
-            "registered_by": row.registered_by}
-    if technical:  # never a password: only its presence
-        data.update({"onvif_endpoint": row.onvif_endpoint, "main_rtsp_url": row.main_rtsp_url,
-                     "sub_rtsp_url": row.sub_rtsp_url, "manufacturer": row.manufacturer, "model": row.model,
-                     "firmware": row.firmware, "serial": row.serial,
-                     "clock_offset_seconds": row.clock_offset_seconds,
-                     "has_password": bool(row.password_encrypted)})
+    """The API model: the one camera type (jifang.config.CameraConfig, via the registry) plus its status.
+    Never a password: a technician sees only whether one is stored."""
+    camera = camera_from_row(row)
+    data = camera.model_dump(mode="json", include=None if technical else PUBLIC_FIELDS, exclude={"password"})
+    data.update({"status": row.status, "status_detail": row.status_detail,
+                 "status_at": row.status_at.isoformat() if row.status_at else None,
+                 "managed_by": row.managed_by or "registry"})
+    if technical:
+        data.update({"main_rtsp_url": camera.rtsp_url, "clock_offset_seconds": row.clock_offset_seconds,
+                     "has_password": bool(row.password_encrypted or row.password_ref)})
     return data
 
 
@@ -70,6 +75,7 @@ def register(state: AppState, principal: Principal, form: Registration) -> Camer
     camera: NewCamera = from_probe(form.endpoint, form.username, form.password)
     camera.id, camera.name, camera.grid, camera.tier = form.id, form.name, form.grid, form.tier
     camera.location, camera.signage, camera.purpose = form.location, form.signage, form.purpose
+    camera.recognize, camera.site = [k for k in KINDS if k in form.recognize], form.site or None
     store(state.registry(), camera, actor=principal.username, at=state.now(),
           ffprobe=state.settings.recorder.ffprobe)
     row = state.registry().camera(form.id)
@@ -77,30 +83,26 @@ def register(state: AppState, principal: Principal, form: Registration) -> Camer
     return row
 
 
-def update(state: AppState, principal: Principal, camera_id: str, at: datetime, ip: str, *, tier: str | None,
-           grid: str | None, signage: bool | None, purpose: str | None) -> CameraRow:
-    """Change a point's tier, grid, signage or purpose; a key point keeps needing signage and a purpose."""
-    if tier is not None and tier not in TIERS:
-        raise ConfigError(f"tier must be one of {', '.join(TIERS)}, got {tier!r}")
-    if grid is not None and grid not in grid_codes(state):
-        raise ConfigError(f"grid {grid} is not registered")
-    with state.catalog.session() as session:
-        row = session.get(CameraRow, camera_id)
-        if row is None:
-            raise ConfigError(f"camera {camera_id} is not registered")
-        before = (row.tier, row.grid, row.signage, row.purpose)
-        row.tier = tier if tier is not None else row.tier
-        row.grid = grid if grid is not None else row.grid
-        row.signage = signage if signage is not None else row.signage
-        row.purpose = purpose.strip()[:500] if purpose is not None else row.purpose
-        if row.tier == str(Tier.KEY) and not (row.signage and row.purpose.strip()):
-            raise ConfigError(f"camera {camera_id}: a key-tier point needs signage posted and its purpose recorded")
-        after = (row.tier, row.grid, row.signage, row.purpose)
-        if after != before:
-            changes = ", ".join(f"{name} {old!r} -> {new!r}" for name, old, new
-                                in zip(("tier", "grid", "signage", "purpose"), before, after, strict=True)
-                                if old != new)
+def update(state: AppState, principal: Principal, camera_id: str, at: datetime, ip: str,
+           **changes: object) -> CameraRow:
+    """Change a point (tier, grid, enabled, recognition, sub-stream, site, signage, purpose) through the
+    registry: running agents apply it within seconds. A point the configuration file declares is refused
+    (ManagedByFileError): the file would overwrite the edit."""
+    changes = {name: value for name, value in changes.items() if value is not None}
+    if "tier" in changes and changes["tier"] not in TIERS:
+        raise ConfigError(f"tier must be one of {', '.join(TIERS)}, got {changes['tier']!r}")
+    if "grid" in changes and changes["grid"] not in grid_codes(state):
+        raise ConfigError(f"grid {changes['grid']} is not registered")
+    if isinstance(changes.get("purpose"), str):
+        changes["purpose"] = str(changes["purpose"]).strip()[:500]
+    for name in ("sub_rtsp_url", "site"):
+        if changes.get(name) == "":
+            changes[name] = None
+    row, diff = state.registry().update_camera(camera_id, at, **changes)
+    if diff:
+        detail = ", ".join(f"{name} {old!r} -> {new!r}" for name, (old, new) in diff.items())
+        with state.catalog.session() as session:
             session.add(AuditEntry(at=at, actor=principal.username, action="camera_edit",
-                                   target=f"camera {camera_id}", detail=f"from {ip}; {changes}"[:1000]))
-        session.commit()
-        return row
+                                   target=f"camera {camera_id}", detail=f"from {ip}; {detail}"[:1000]))
+            session.commit()
+    return row

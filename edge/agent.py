@@ -1,10 +1,13 @@
-"""The edge agent: records every enabled camera of the configuration until told to stop.
+"""The edge agent: records every enabled camera of the registry until told to stop.
 
-Start: migrate the catalog, check the object store once (down: a warning, and recording goes to the spool
-until it answers), spool whatever a previous run left behind (even after SIGKILL; one bad item is set aside
-and explained, never a reason to exit), check each camera once (a wrong password is a configuration error),
-then record. Stop (SIGTERM/SIGINT): every ffmpeg gets ONE SIGTERM and closes its current segment, the spool
-is uploaded within a deadline, and what is left stays spooled for the next start.
+Start: migrate the catalog (down: a warning, recording goes to the spool and the catalog is filled from it
+when the database answers), check the object store once (down: a warning, recording goes to the spool until it
+answers), spool whatever a previous run left behind (even after SIGKILL; one bad item is set aside and
+explained, never a reason to exit), check each camera once (a wrong password is a configuration error), then
+record. While recording, a cheap registry revision poll (every 2 s) applies added, edited, disabled and removed
+cameras without a restart, leaving the others untouched. Stop (SIGTERM/SIGINT): every ffmpeg gets ONE SIGTERM
+and closes its current segment, the spool is uploaded within a deadline, and what is left stays spooled for the
+next start.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from jifang.edge.fleet import FleetMember
+from jifang.edge.health import HealthChecker
+from jifang.edge.spoollock import SpoolLock, spool_path
+from jifang.recognition.evidence import EvidenceSpool
 from jifang.recorder import CameraRecorder, RecorderMetrics, SegmentSink, Spool, Uploader, check_stream
 from jifang.recorder.ffmpeg import url_with_credentials
 from prometheus_client import start_http_server
@@ -33,10 +39,12 @@ from jifang.errors import (
     CameraUnreachableError,
     CatalogError,
     ConfigError,
+    StoreUnavailableError,
 )
 from jifang.registry import Registry, open_registry
 from jifang.store import ObjectStore, open_store_or_defer
 from jifang.store.base import utc_now
+from jifang.tiers import MediaKind
 
 log = logging.getLogger("jifang.edge")
 STREAM_CHECKS_AT_ONCE = 16  # each is an ffprobe process for a few seconds
@@ -51,6 +59,7 @@ class EdgeAgent:
         self.preflight = preflight
         self.catalog = Catalog(settings.database.url)
         self.spool: Spool | None = None
+        self.evidence: EvidenceSpool | None = None
         self.store: ObjectStore | None = None
         self.registry: Registry | None = None
         self._health = None
@@ -63,7 +72,14 @@ class EdgeAgent:
         self._eligible: dict[str, CameraConfig] = {}
         self._passwords_by_camera: dict[str, str | None] = {}
         self._sink: SegmentSink | None = None
-        self.agent_id = agent_id or os.environ.get("JIFANG_AGENT_ID") or f"{socket.gethostname()}:{os.getpid()}"
+        self._named = agent_id or os.environ.get("JIFANG_AGENT_ID") or None  # a named agent has its own spool
+        self.agent_id = self._named or f"{socket.gethostname()}:{os.getpid()}"
+        self._file_settings = settings  # the declarative seed; cameras come from the registry
+        self._spool_lock: SpoolLock | None = None
+        self._cameras_lock = threading.RLock()
+        self._holds_to_apply: list[tuple[str, datetime, datetime]] = []
+        self._revision: tuple | None = None
+        self.registry_poll_seconds = 2.0  # changes apply within this plus a camera's restart (well under 10 s)
         self.metrics_port: int | None = None
         self._metrics_server = None
         self._catalog_up = False
@@ -72,7 +88,9 @@ class EdgeAgent:
     def open(self) -> None:
         """Everything before recording starts; raises JifangError subclasses for the CLI to report.
 
-        Checks come first and write nothing: secrets, cameras, the store; only then the catalog and spool."""
+        Checks come first and write nothing: secrets, cameras, the store. Then the catalog, the registry (the
+        file's grids, teams and cameras are synced into it: from here on the registry is the only source of
+        cameras) and the agent's own spool, locked against a second agent."""
         for tool in (self.settings.recorder.ffmpeg, self.settings.recorder.ffprobe):
             if shutil.which(tool) is None:
                 raise ConfigError(f"{tool} not found: install ffmpeg (apt-get install ffmpeg) or set recorder.ffmpeg")
@@ -80,23 +98,26 @@ class EdgeAgent:
         if self.preflight:
             self._check_cameras(self.settings.cameras, passwords)
         self.store = open_store_or_defer(self.settings, self.clock)
+        spool_root = spool_path(self.settings.recorder.spool_dir, self._named)
+        self._spool_lock = SpoolLock(spool_root, self.agent_id)
+        self._spool_lock.acquire()
         self._catalog_up = self._migrate_or_defer()
         self.registry = open_registry(self.settings, self.catalog)
         if self._catalog_up:
-            file_cameras = {camera.id for camera in self.settings.cameras}
-            self.settings, registered = self.registry.merge_into(self.settings)
+            self._sync_registry()
+            self.settings, registered = self.registry.merge_into(self._file_settings)
+            if self.preflight:
+                self._check_cameras([c for c in self.settings.cameras if c.id not in passwords], registered)
             passwords.update(registered)
-            if self.preflight and registered:
-                self._check_cameras([c for c in self.settings.cameras if c.id not in file_cameras], passwords)
-        self.spool = Spool(self.settings.recorder.spool_dir)
+        self.spool = Spool(spool_root)
+        # evidence images are spooled like segments (recognition.evidence); left-overs upload at start
+        self.evidence = EvidenceSpool(spool_root / "evidence", self.store)
         self.uploader = Uploader(self.store, self.catalog, self.spool, self.metrics, self.clock,
                                  self.settings.recorder.spool_max_bytes, workers=self.settings.recorder.upload_workers)
         self._sink = SegmentSink(self.spool, self.catalog, self.metrics, self.uploader.enqueue,
                                  self.settings.recorder.ffprobe, self.clock)
         self._passwords_by_camera = passwords
-        # cameras pinned to another site are left to that site's agents
-        self._eligible = {c.id: c for c in self.settings.cameras
-                          if c.enabled and (c.site is None or c.site == self.settings.site)}
+        self._eligible = self._eligible_of(self.settings)
         for camera in self._eligible.values():
             self.metrics.camera_info.labels(camera.id, camera.grid, str(camera.tier), self.settings.site).set(1)
         self._recover()
@@ -126,7 +147,78 @@ class EdgeAgent:
                 continue
             self._catalog_up = True
             log.info("catalog database reachable and migrated; spooled segments are catalogued now")
+            try:
+                self._sync_registry()  # the revision poll then starts the cameras known only to the registry
+            except Exception as exc:  # the poll retries: a registry that answers later is applied then
+                log.warning("registry sync after the database returned failed: %s", exc)
             return
+
+    def _sync_registry(self) -> None:
+        """Upsert the configuration file's grids, teams and cameras into the registry (the declarative seed)."""
+        assert self.registry is not None
+        report = self.registry.sync(self._file_settings, self.clock())
+        if report.added or report.updated:
+            log.info("configuration file synced into the registry: %d cameras added, %d updated",
+                     len(report.added), len(report.updated))
+        self._revision = self.registry.revision()
+
+    def _eligible_of(self, settings: Settings) -> dict[str, CameraConfig]:
+        # cameras pinned to another site are left to that site's agents
+        return {c.id: c for c in settings.cameras if c.enabled and (c.site is None or c.site == settings.site)}
+
+    # live registry changes
+
+    def watch_registry(self) -> bool:
+        """Apply registry changes when its revision moved (one aggregate query); True when it did."""
+        if self.registry is None:
+            return False
+        revision = self.registry.revision()
+        if revision == self._revision:
+            return False
+        self._revision = revision
+        self.apply_registry()
+        return True
+
+    def apply_registry(self) -> None:
+        """Start added or enabled cameras, stop removed or disabled ones, restart changed ones (tier, URL,
+        password, recognition...). Cameras whose configuration did not change are not touched."""
+        assert self.registry is not None
+        merged, passwords = self.registry.merge_into(self._file_settings)
+        eligible = self._eligible_of(merged)
+        with self._cameras_lock:
+            before, old_passwords = self._eligible, self._passwords_by_camera
+            changed = sorted(cid for cid in before if cid not in eligible or eligible[cid] != before[cid]
+                             or passwords.get(cid) != old_passwords.get(cid))
+            added = sorted(cid for cid in eligible if cid not in before)
+            if not changed and not added:
+                self.settings = merged
+                return
+            running = {cid for cid in changed if cid in self.recorders}
+            for camera_id in changed:
+                self._stop_camera(camera_id)
+                if camera_id not in eligible:
+                    self.metrics.camera_info.remove(before[camera_id].id, before[camera_id].grid,
+                                                    str(before[camera_id].tier), self.settings.site)
+                    if self.fleet is not None:
+                        self.fleet.owned.pop(camera_id, None)  # its lease is no longer renewed and expires
+            self.settings, self._eligible, self._passwords_by_camera = merged, eligible, passwords
+            for camera_id in (*changed, *added):
+                if camera_id in eligible:
+                    camera = eligible[camera_id]
+                    self.metrics.camera_info.labels(camera.id, camera.grid, str(camera.tier), merged.site).set(1)
+            if self.fleet is not None:
+                self.fleet.cameras = sorted(eligible)  # new cameras are leased at the fleet's next step
+                starts = [cid for cid in running if cid in eligible]
+            else:
+                starts = [cid for cid in (*changed, *added) if cid in eligible]
+            for camera_id in starts:
+                self._start_camera(camera_id)
+        log.info("registry changed: %s", "; ".join(part for part in (
+            f"started {', '.join(cid for cid in added if cid in self.recorders)}" if added else "",
+            f"stopped {', '.join(cid for cid in changed if cid not in eligible)}"
+            if any(cid not in eligible for cid in changed) else "",
+            f"restarted {', '.join(cid for cid in changed if cid in eligible)}"
+            if any(cid in eligible for cid in changed) else "") if part) or "no camera affected")
 
     def _make_recorder(self, camera_id: str) -> CameraRecorder:
         assert self.spool is not None and self._sink is not None
@@ -136,29 +228,31 @@ class EdgeAgent:
                               self.clock, on_status=self._status_changed)
 
     def _start_camera(self, camera_id: str) -> None:
-        if camera_id in self.recorders:
-            return
-        recorder = self._make_recorder(camera_id)
-        self.recorders[camera_id] = recorder
-        recorder.start()
-        if self._eligible[camera_id].recognize:
-            self._start_recognition(camera_id)
+        with self._cameras_lock:  # the fleet thread and the registry watcher both start and stop cameras
+            if camera_id in self.recorders or camera_id not in self._eligible:
+                return
+            recorder = self._make_recorder(camera_id)
+            self.recorders[camera_id] = recorder
+            recorder.start()
+            if self._eligible[camera_id].recognize:
+                self._start_recognition(camera_id)
 
     def _stop_camera(self, camera_id: str) -> None:
-        recognizer = self.recognizers.pop(camera_id, None)
-        if recognizer is not None:
-            recognizer.stop()
-        recorder = self.recorders.pop(camera_id, None)
-        if recorder is not None:
-            recorder.request_stop()
-            recorder.join(30)
+        with self._cameras_lock:
+            recognizer = self.recognizers.pop(camera_id, None)
+            if recognizer is not None:
+                recognizer.stop()
+            recorder = self.recorders.pop(camera_id, None)
+            if recorder is not None:
+                recorder.request_stop()
+                recorder.join(30)
 
     def _start_recognition(self, camera_id: str) -> None:
         """Plate and face recognition on the camera's sub-stream (models loaded once, on first use)."""
         from jifang.recognition.runtime import CameraRecognizer
 
         camera = self._eligible[camera_id]
-        pipelines = self._pipelines()
+        pipelines = self._pipelines(set(camera.recognize))
         url = url_with_credentials(camera.sub_rtsp_url or camera.rtsp_url, camera.username,
                                    self._passwords_by_camera.get(camera_id))
         recognizer = CameraRecognizer(camera, url, self.settings, pipelines["reporter"], pipelines["watchlist"],
@@ -167,41 +261,77 @@ class EdgeAgent:
         self.recognizers[camera_id] = recognizer
         recognizer.start()
 
-    def _pipelines(self) -> dict:
-        if self._recognition is not None:
-            return self._recognition
-        from jifang.recognition.delivery import Deliverer
-        from jifang.recognition.metrics import RecognitionMetrics
-        from jifang.recognition.reporting import IncidentReporter
-        from jifang.recognition.watchlist import Watchlist
-        from jifang.retention.service import RetentionService
+    def _pipelines(self, kinds: set[str]) -> dict:
+        if self._recognition is None:
+            self._recognition = self._open_pipelines()
+        self._load_readers(self._recognition, kinds)
+        return self._recognition
 
-        assert self.store is not None
-        retention = RetentionService(self.settings, self.catalog, self.store, self.clock)
-        pipelines: dict = {
-            "metrics": RecognitionMetrics(self.metrics.registry),
-            "watchlist": Watchlist(self.catalog),
-            "reporter": IncidentReporter(self.settings, self.catalog, self.store, self.clock,
-                                         hold=lambda cam, start, end, reason: retention.hold(
-                                             cam, start, end, reason, actor="system")),
-        }
-        kinds = {kind for camera in self._eligible.values() for kind in camera.recognize}
+    def _load_readers(self, pipelines: dict, kinds: set[str]) -> None:
+        """Load the plate reader and the face engine the first time a camera needs them (a camera added live
+        may be the first to recognize plates)."""
         models = self.settings.recognition.models_dir
         try:
-            if "plate" in kinds:
+            if "plate" in kinds and "plate" not in pipelines:
                 from jifang.recognition.plates.reader import PlateReader
 
                 pipelines["plate"] = PlateReader(models)
-            if "face" in kinds:
+            if "face" in kinds and "face" not in pipelines:
                 from jifang.recognition.faces.engine import FaceEngine
 
                 pipelines["face"] = FaceEngine(models / "packs" / "jifang_sface")
         except Exception as exc:  # missing models: recording goes on, recognition is reported as unavailable
             log.error("recognition unavailable (%s); run 'jifang models fetch --dir %s'", exc, models)
+
+    def _open_pipelines(self) -> dict:
+        from jifang.recognition.delivery import Deliverer
+        from jifang.recognition.metrics import RecognitionMetrics
+        from jifang.recognition.reporting import IncidentReporter
+        from jifang.recognition.watchlist import Watchlist
+
+        assert self.store is not None
+        pipelines: dict = {
+            "metrics": RecognitionMetrics(self.metrics.registry),
+            "watchlist": Watchlist(self.catalog),
+            "reporter": IncidentReporter(self.settings, self.catalog, self.store, self.clock,
+                                         hold=self._hold, evidence=self.evidence),
+        }
+        self._load_readers(pipelines, {kind for camera in self._eligible.values() for kind in camera.recognize})
         self._deliverer = Deliverer(self.settings, self.catalog, self.clock, self.metrics.registry)
         self._deliverer.start()
-        self._recognition = pipelines
         return pipelines
+
+    def _hold(self, camera_id: str, start: datetime, end: datetime, reason: str) -> None:
+        """Hold the video around an incident. The hold enters the ledger at once; when the store is down, the
+        legal holds of segments it already has are applied once it returns (segments still spooled are held
+        by the uploader on arrival)."""
+        from jifang.retention.service import RetentionService
+
+        assert self.store is not None
+        service = RetentionService(self.settings, self.catalog, self.store, self.clock)  # the current cameras
+        try:
+            service.hold(camera_id, start, end, reason, actor="system")
+        except StoreUnavailableError as exc:
+            log.warning("camera %s: video hold recorded, store unavailable (%s); its locks follow when it returns",
+                        camera_id, exc)
+            self._holds_to_apply.append((camera_id, start, end))
+
+    def _apply_pending_holds(self) -> None:
+        from jifang.retention.ledger import Ledger
+
+        assert self.store is not None
+        ledger = Ledger(self.catalog)
+        while self._holds_to_apply:
+            camera_id, start, end = self._holds_to_apply[0]
+            try:
+                for row in ledger.segments_in(camera_id, start, end):
+                    if row.uploaded_at is not None:
+                        self.store.set_legal_hold(MediaKind.VIDEO, row.key, True)
+            except StoreUnavailableError:
+                return  # still down: the next poll tries again
+            ledger.set_held(camera_id, start, end, True)
+            self._holds_to_apply.pop(0)
+            log.info("camera %s: video hold applied in the store", camera_id)
 
     def _status_changed(self, camera_id: str, status: str, detail: str) -> None:
         try:
@@ -347,10 +477,11 @@ class EdgeAgent:
         return self.metrics_port
 
     def start(self) -> None:
-        assert self.uploader is not None
+        assert self.uploader is not None and self.evidence is not None
         if not self._catalog_up:
             threading.Thread(target=self._migrate_when_reachable, name="catalog-migrate", daemon=True).start()
         self.uploader.start()
+        self.evidence.start()
         lease_seconds = self.settings.recorder.lease_seconds
         if lease_seconds is None:
             for camera_id in self._eligible:
@@ -359,10 +490,7 @@ class EdgeAgent:
             self.fleet = FleetMember(self.catalog, self.agent_id, self.settings.site, sorted(self._eligible),
                                      lease_seconds, self.clock, self._start_camera, self._stop_camera)
             self.fleet.start()
-        if (self._catalog_up and self.registry is not None
-                and any(c.onvif_endpoint for c in self.registry.cameras(enabled_only=True))):
-            from jifang.edge.health import HealthChecker
-
+        if self.registry is not None:  # checks the ONVIF cameras of the registry, also those added later
             self._health = HealthChecker(self.registry, self.clock)
             self._health.start()
         log.info("recording %d of %d cameras to %s storage%s", len(self.recorders), len(self._eligible),
@@ -370,8 +498,16 @@ class EdgeAgent:
 
     def run(self, stop: threading.Event) -> None:
         self.start()
-        while not stop.wait(5):
-            if self.uploader is not None:
+        gauges_due = 0.0
+        while not stop.wait(self.registry_poll_seconds):
+            try:
+                self.watch_registry()
+                self._apply_pending_holds()
+            except Exception:  # the catalog may be briefly unreachable: recording goes on, the next poll retries
+                log.exception("could not apply registry changes")
+            gauges_due += self.registry_poll_seconds
+            if self.uploader is not None and gauges_due >= 5:
+                gauges_due = 0.0
                 self.uploader.refresh_gauges()
         self.shutdown()
 
@@ -386,6 +522,8 @@ class EdgeAgent:
             self.recognizers.pop(camera_id).stop()
         if self._deliverer is not None:
             self._deliverer.stop()
+        if self.evidence is not None:
+            self.evidence.stop()
         recorders = list(self.recorders.values())
         for recorder in recorders:
             recorder.request_stop()
@@ -398,4 +536,6 @@ class EdgeAgent:
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
         self.catalog.dispose()
+        if self._spool_lock is not None:
+            self._spool_lock.release()
         return left

@@ -52,12 +52,22 @@ class SecretRef(Model):
         return ""
 
 
+class TeamMemberConfig(Model):
+    name: str = Field(description="member name")
+    role: Literal["网格长", "网格指导员", "专职网格员", "网格业务指导员", "兼职网格员"] = Field(
+        description="role in the 3+X+Y team")
+    phone: str = Field("", description="phone number")
+    channels: str = Field("", description="how incidents reach them, e.g. mqtt,webhook:https://...")
+
+
 class GridConfig(Model):
     code: Annotated[str, Field(pattern=r"^[0-9A-Za-z_-]{1,32}$")] = Field(
         description="grid code, suggested: 12-digit village/community statistical code + 3-digit serial"
     )
     name: str = Field(description="grid name")
     type: GridType = Field(GridType.URBAN_COMMUNITY, description="城市社区, 城中村, 农村 or 专属网格")
+    village: str | None = Field(None, description="village/community area code the grid belongs to")
+    team: list[TeamMemberConfig] = Field(default_factory=list, description="the grid's 3+X+Y team (§6)")
 
 
 class CameraConfig(Model):
@@ -75,6 +85,16 @@ class CameraConfig(Model):
                                                       description="recognition at this point: plate, face")
     registered_at: datetime | None = Field(
         None, description="when the point was registered (ISO 8601); before it, no coverage is required")
+    location: str = Field("", description="where the point is (address, pole number)")
+    signage: bool = Field(False, description="the notice sign is posted (§5: required for key points)")
+    purpose: str = Field("", description="purpose of the point (required for key points)")
+    onvif_endpoint: str = Field("", description="ONVIF HOST:PORT (health checks)")
+    snapshot_uri: str = Field("", description="ONVIF snapshot URI")
+    manufacturer: str = Field("", description="device manufacturer (from the ONVIF probe)")
+    model: str = Field("", description="device model")
+    firmware: str = Field("", description="device firmware")
+    serial: str = Field("", description="device serial number")
+    registered_by: str = Field("", description="who registered the point")
 
     @field_validator("registered_at")
     @classmethod
@@ -91,9 +111,11 @@ class CameraConfig(Model):
             raise ValueError(problem)
         return value
 
-    @field_validator("rtsp_url")
+    @field_validator("rtsp_url", "sub_rtsp_url")
     @classmethod
-    def _valid_url(cls, value: str) -> str:
+    def _valid_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         parts = urlsplit(value)
         if parts.scheme not in ("rtsp", "rtsps"):
             raise ValueError(f"must be an rtsp:// or rtsps:// URL, got scheme {parts.scheme or 'none'!r}")

@@ -79,3 +79,11 @@ class ModelError(JifangError):
 
 class SegmentInvalidError(JifangError):
     """A recorded segment failed validation (empty, undecodable, no video)."""
+
+
+class ManagedByFileError(ConfigError):
+    """An edit of a registry object that the configuration file declares (the file would overwrite it)."""
+
+
+class SpoolInUseError(ConfigError):
+    """Another running agent holds the spool folder (each agent needs its own)."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from jifang.recognition.evidence import EvidenceSpool
 from jifang.recognition.watchlist import Hit
 from sqlalchemy import select
 
@@ -48,19 +49,25 @@ def image_key(camera_id: str, at: datetime, kind: str) -> str:
 
 class IncidentReporter:
     def __init__(self, settings: Settings, catalog: Catalog, store: ObjectStore, clock: Callable[[], datetime],
-                 hold: Callable[[str, datetime, datetime, str], object] | None = None) -> None:
+                 hold: Callable[[str, datetime, datetime, str], object] | None = None,
+                 evidence: EvidenceSpool | None = None) -> None:
         self.settings = settings
         self.catalog = catalog
         self.store = store
         self.clock = clock
         self.hold = hold  # RetentionService.hold-like: (camera, start, end, reason) -> hold
+        self.evidence = evidence  # the agent spools images; without a spool they are stored directly
 
     def _put_image(self, camera: CameraConfig, at: datetime, kind: str, data: bytes, held: bool) -> str:
         key = image_key(camera.id, at, kind)
+        meta = ObjectMeta(camera.id, camera.grid, camera.tier, at, at, hashlib.sha256(data).hexdigest())
+        floor = retain_until(at, camera.tier, MediaKind.IMAGE)
+        if self.evidence is not None:  # durable once spooled: the sighting may point at it before the upload
+            self.evidence.admit(key, data, meta, floor, held)
+            return key
         with tempfile.NamedTemporaryFile(suffix=".jpg") as tmp:
             Path(tmp.name).write_bytes(data)
-            meta = ObjectMeta(camera.id, camera.grid, camera.tier, at, at, hashlib.sha256(data).hexdigest())
-            self.store.put(MediaKind.IMAGE, key, Path(tmp.name), meta, retain_until(at, camera.tier, MediaKind.IMAGE))
+            self.store.put(MediaKind.IMAGE, key, Path(tmp.name), meta, floor)
         if held:
             self.store.set_legal_hold(MediaKind.IMAGE, key, True)
         return key

@@ -21,8 +21,10 @@ from jifang.recognition.faces.tracking import Sighting, SightingTracker
 from jifang.recognition.metrics import RecognitionMetrics
 from jifang.recognition.reporting import IncidentReporter, Observation
 from jifang.recognition.watchlist import Watchlist
+from sqlalchemy.exc import SQLAlchemyError
 
 from jifang.config import CameraConfig, Settings
+from jifang.errors import JifangError
 from jifang.supervision import Backoff
 
 log = logging.getLogger("jifang.recognition")
@@ -149,18 +151,19 @@ class CameraRecognizer:
             self.metrics.inference.labels("plate").observe(time.perf_counter() - started)
             self.metrics.frames.labels(self.camera.id, "plate").inc()
             for sighting in self._due("plate", self.plates, t, reads, frame):
-                self._plate_pass(sighting.best, sighting.best_crop, sighting.first_seen)
+                self._reported_once("plate", sighting, self._plate_pass)
         if "face" in self.kinds:
             started = time.perf_counter()
             faces = [f for f in self.face_engine.detect(frame) if f.quality.ok]
             self.metrics.inference.labels("face").observe(time.perf_counter() - started)
             self.metrics.frames.labels(self.camera.id, "face").inc()
             for sighting in self._due("face", self.faces, t, faces, frame):
-                self._face_pass(sighting.best, sighting.best_crop, sighting.first_seen)
+                self._reported_once("face", sighting, self._face_pass)
 
     def _due(self, kind: str, tracker: SightingTracker, t: float, items: list, frame: Any) -> list[Sighting]:
         """Sightings to report now, each once: a watch-listed subject at once (an alert must not wait for the
-        pass to end), others when they leave or after MATURE_SECONDS in view."""
+        pass to end), others when they leave or after MATURE_SECONDS in view. A track counts as reported only
+        once its report is durable (see _reported_once): a failed report is tried again on the next frame."""
         reported = self._reported[kind]
         ended = tracker.update(t, items, frame)
         due = [s for s in ended if s.track_id not in reported]
@@ -169,9 +172,22 @@ class CameraRecognizer:
             if sighting.track_id in reported:
                 continue
             if sighting.duration >= MATURE_SECONDS or self._listed(kind, sighting.best, t):
-                reported.add(sighting.track_id)
                 due.append(sighting)
         return due
+
+    def _reported_once(self, kind: str, sighting: Sighting, report: Any) -> None:
+        tracker = self.plates if kind == "plate" else self.faces
+        in_view = any(s.track_id == sighting.track_id for s in tracker.active)
+        try:
+            report(sighting.best, sighting.best_crop, sighting.first_seen)
+        except (JifangError, SQLAlchemyError, OSError) as exc:  # e.g. the catalog or the spool disk failed
+            if in_view:  # still due: tried again on the next frame
+                log.warning("camera %s: %s sighting not reported yet (%s); retrying", self.camera.id, kind, exc)
+            else:
+                log.error("camera %s: %s sighting could not be reported: %s", self.camera.id, kind, exc)
+            return
+        if in_view:
+            self._reported[kind].add(sighting.track_id)
 
     def _listed(self, kind: str, item: Any, t: float) -> bool:
         at = datetime.fromtimestamp(t, UTC)

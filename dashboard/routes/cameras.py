@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
@@ -16,7 +16,7 @@ from jifang.dashboard.users import Principal
 from pydantic import BaseModel, Field
 
 from jifang.db.models import CameraRow
-from jifang.errors import JifangError
+from jifang.errors import JifangError, ManagedByFileError
 
 router = APIRouter()
 EVERYONE = ("admin", "technician", "supervisor", "grid_worker")
@@ -35,6 +35,8 @@ class CameraIn(BaseModel):
     location: str = Field("", max_length=200)
     signage: bool = False
     purpose: str = Field("", max_length=500)
+    recognize: list[Literal["plate", "face"]] = Field(default_factory=list, description="recognition kinds")
+    site: str = Field("", max_length=64, description="only agents of this site record it ('': any)")
 
 
 class CameraPatch(BaseModel):
@@ -42,6 +44,10 @@ class CameraPatch(BaseModel):
     grid: str | None = Field(None, max_length=32)
     signage: bool | None = None
     purpose: str | None = Field(None, max_length=500)
+    enabled: bool | None = Field(None, description="record the point (running agents apply it within seconds)")
+    recognize: list[Literal["plate", "face"]] | None = None
+    sub_rtsp_url: str | None = Field(None, max_length=500, description="sub-stream for recognition ('': main)")
+    site: str | None = Field(None, max_length=64)
 
 
 @router.get("/cameras", include_in_schema=False)
@@ -118,16 +124,19 @@ def api_register(request: Request, body: CameraIn, principal: Annotated[Principa
 @router.get("/cameras/new", include_in_schema=False)
 def register_form(request: Request, principal: Annotated[Principal, Depends(require(*TECH))]) -> Response:
     return page(request, "camera_new.html", grids=cameras.grid_codes(state_of(request)), tiers=cameras.TIERS,
-                form={}, error="")
+                kinds=cameras.KINDS, form={}, error="")
 
 
 @router.post("/cameras/new", include_in_schema=False)
 def register_submit(*, request: Request, endpoint: str = Form(..., max_length=200), username: str = Form(""),
                     password: str = Form(""), id: str = Form(...), name: str = Form(...), grid: str = Form(...),
                     tier: str = Form(...), location: str = Form(""), signage: str = Form(""),
-                    purpose: str = Form(""), principal: Annotated[Principal, Depends(require(*TECH))]) -> Response:
+                    purpose: str = Form(""), recognize: Annotated[list[str] | None, Form()] = None,
+                    site: str = Form("", max_length=64),
+                    principal: Annotated[Principal, Depends(require(*TECH))]) -> Response:
     form = {"endpoint": endpoint, "username": username, "id": id, "name": name, "grid": grid, "tier": tier,
-            "location": location, "signage": signage == "yes", "purpose": purpose}
+            "location": location, "signage": signage == "yes", "purpose": purpose, "recognize": recognize or [],
+            "site": site}
     try:
         body = CameraIn(password=password, **form)
         row = _register(request, principal, body)
@@ -135,36 +144,50 @@ def register_submit(*, request: Request, endpoint: str = Form(..., max_length=20
         message = str(exc).splitlines()[0] if isinstance(exc, JifangError) else "invalid input: " + "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())  # type: ignore[attr-defined]
         return page(request, "camera_new.html", status_code=400, grids=cameras.grid_codes(state_of(request)),
-                    tiers=cameras.TIERS, form=form, error=message)
+                    tiers=cameras.TIERS, kinds=cameras.KINDS, form=form, error=message)
     return RedirectResponse(f"/cameras?registered={row.id}", status_code=303)
 
 
 @router.get("/cameras/{camera_id}", include_in_schema=False)
 def edit_form(request: Request,
               scoped: Annotated[tuple[Principal, CameraRow], Depends(camera_access(*TECH))]) -> Response:
-    return page(request, "camera_edit.html", camera=scoped[1], grids=cameras.grid_codes(state_of(request)),
-                tiers=cameras.TIERS, error="")
+    return _edit_page(request, scoped[1])
+
+
+def _edit_page(request: Request, row: CameraRow, error: str = "", status_code: int = 200) -> Response:
+    return page(request, "camera_edit.html", status_code=status_code, camera=row,
+                view=cameras.to_json(row, True), grids=cameras.grid_codes(state_of(request)), tiers=cameras.TIERS,
+                kinds=cameras.KINDS, error=error)
 
 
 @router.post("/cameras/{camera_id}", include_in_schema=False)
 def edit_submit(*, request: Request, tier: str = Form(...), grid: str = Form(...), signage: str = Form(""),
-                purpose: str = Form(""),
+                purpose: str = Form(""), enabled: str = Form(""),
+                recognize: Annotated[list[str] | None, Form()] = None,
+                sub_rtsp_url: str = Form("", max_length=500), site: str = Form("", max_length=64),
                 scoped: Annotated[tuple[Principal, CameraRow], Depends(camera_access(*TECH))]) -> Response:
     principal, row = scoped
     state = state_of(request)
     try:
         cameras.update(state, principal, row.id, state.now(), client_ip(request), tier=tier, grid=grid,
-                       signage=signage == "yes", purpose=purpose)
+                       signage=signage == "yes", purpose=purpose, enabled=enabled == "yes",
+                       recognize=[k for k in cameras.KINDS if k in (recognize or [])], sub_rtsp_url=sub_rtsp_url,
+                       site=site)
     except JifangError as exc:
-        return page(request, "camera_edit.html", status_code=400, camera=row, grids=cameras.grid_codes(state),
-                    tiers=cameras.TIERS, error=str(exc))
+        return _edit_page(request, row, str(exc), 409 if isinstance(exc, ManagedByFileError) else 400)
     return RedirectResponse("/cameras", status_code=303)
 
 
-@router.patch("/api/cameras/{camera_id}", tags=["cameras"])
+@router.patch("/api/cameras/{camera_id}", tags=["cameras"],
+              responses={409: {"description": "the point is declared in the configuration file"}})
 def api_edit(request: Request, body: CameraPatch,
              scoped: Annotated[tuple[Principal, CameraRow], Depends(camera_access(*TECH))]) -> dict:
+    """Change a point; running agents apply it within seconds. 409 when the configuration file declares the
+    point (change the file and run 'jifang registry sync')."""
     principal, row = scoped
     state = state_of(request)
-    updated = cameras.update(state, principal, row.id, state.now(), client_ip(request), **body.model_dump())
+    try:
+        updated = cameras.update(state, principal, row.id, state.now(), client_ip(request), **body.model_dump())
+    except ManagedByFileError as exc:
+        raise HTTPException(409, str(exc)) from None
     return cameras.to_json(updated, True)

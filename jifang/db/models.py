@@ -188,6 +188,7 @@ class GridRow(Base):
     name: Mapped[str] = mapped_column(String(100))
     type: Mapped[str] = mapped_column(String(16))  # 城市社区 | 城中村 | 农村 | 专属网格
     village: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    managed_by: Mapped[str] = mapped_column(String(16), default="", server_default="")  # "file": the YAML seed
 
 
 class TeamMemberRow(Base):
@@ -201,6 +202,7 @@ class TeamMemberRow(Base):
     role: Mapped[str] = mapped_column(String(16))  # 网格长 | 网格指导员 | 专职网格员 | 网格业务指导员 | 兼职网格员
     phone: Mapped[str] = mapped_column(String(32), default="")
     channels: Mapped[str] = mapped_column(String(500), default="")  # e.g. "mqtt,webhook:https://..."
+    managed_by: Mapped[str] = mapped_column(String(16), default="", server_default="")
 
 
 class CameraRow(Base):
@@ -232,6 +234,12 @@ class CameraRow(Base):
     status_detail: Mapped[str] = mapped_column(String(500), default="")
     status_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     clock_offset_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    site: Mapped[str | None] = mapped_column(String(64), nullable=True)  # only agents of this site record it
+    recognize: Mapped[str] = mapped_column(String(32), default="", server_default="")  # "plate,face"
+    password_ref: Mapped[str] = mapped_column(String(300), default="", server_default="")  # JSON {env|file: ...}
+    managed_by: Mapped[str] = mapped_column(String(16), default="", server_default="")  # "file": the YAML seed
+    # set by every change of what an agent records (not by status updates): agents poll max(updated_at)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class AgentRow(Base):
