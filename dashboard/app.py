@@ -13,8 +13,9 @@ from typing import Any
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from jifang.dashboard.limits import BodyLimit
 from jifang.dashboard.options import DashboardOptions
-from jifang.dashboard.security import LoginRequired, csrf_protect
+from jifang.dashboard.security import SESSION_COOKIE, LoginRequired, csrf_protect
 from jifang.dashboard.state import AppState, Metrics
 from jifang.dashboard.templating import page
 from jifang.dashboard.users import Users
@@ -104,6 +105,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now, opti
     for module in (system, session, cameras, incidents, footage, retention, audit_log):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    app.add_middleware(BodyLimit, session_cookie=SESSION_COOKIE)  # inside: its 413s get the security headers
     app.add_middleware(HeadersAndMetrics, metrics=metrics)
 
     @app.exception_handler(LoginRequired)

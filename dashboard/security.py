@@ -66,14 +66,16 @@ async def csrf_protect(request: Request) -> None:
     Before login, the login form's token is checked against its double-submit cookie."""
     if request.method not in UNSAFE:
         return
+    principal = optional_principal(request)  # who is asking is settled before a byte of the body is parsed
+    expected = principal.csrf_token if principal else request.cookies.get(LOGIN_CSRF_COOKIE)
+    if not expected:
+        raise HTTPException(403, "CSRF token missing or wrong")
     sent = request.headers.get(CSRF_HEADER)
     if sent is None and request.headers.get("content-type", "").startswith(
             ("application/x-www-form-urlencoded", "multipart/form-data")):
-        form = await request.form()
+        form = await request.form(max_files=0, max_fields=32)  # no route takes a file (dashboard/limits.py)
         value = form.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
-    principal = optional_principal(request)
-    expected = principal.csrf_token if principal else request.cookies.get(LOGIN_CSRF_COOKIE)
     if not sent or not expected or not hmac.compare_digest(sent, expected):
         raise HTTPException(403, "CSRF token missing or wrong")
 
