@@ -10,7 +10,8 @@ from jifang.dashboard.state import AppState
 from jifang.dashboard.users import Principal
 from sqlalchemy import select
 
-from jifang.db.models import AuditEntry, CameraRow, GridRow
+from jifang import audit
+from jifang.db.models import CameraRow, GridRow
 from jifang.errors import ConfigError
 from jifang.registry import NewCamera
 from jifang.tiers import Tier
@@ -100,7 +101,7 @@ def update(state: AppState, principal: Principal, camera_id: str, at: datetime, 
             changes = ", ".join(f"{name} {old!r} -> {new!r}" for name, old, new
                                 in zip(("tier", "grid", "signage", "purpose"), before, after, strict=True)
                                 if old != new)
-            session.add(AuditEntry(at=at, actor=principal.username, action="camera_edit",
-                                   target=f"camera {camera_id}", detail=f"from {ip}; {changes}"[:1000]))
+            audit.add(session, at, principal.username, "camera_edit", f"camera {camera_id}", grid=row.grid,
+                      source_ip=ip, detail=changes)
         session.commit()
         return row

@@ -15,8 +15,9 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from jifang.dashboard.options import ROLES, SCOPED_ROLES, DashboardOptions
 from sqlalchemy import delete, func, select, update
 
+from jifang import audit
 from jifang.db import Catalog
-from jifang.db.models import AuditEntry, LoginAttemptRow, UserRow, UserSessionRow
+from jifang.db.models import LoginAttemptRow, UserRow, UserSessionRow
 from jifang.errors import ConfigError
 
 HASHER = PasswordHasher()
@@ -69,8 +70,8 @@ class Users:
             row = UserRow(username=username, password_hash=HASHER.hash(password), role=role,
                           scope=",".join(grids), disabled=False, created_at=at, password_changed_at=at)
             session.add(row)
-            session.add(AuditEntry(at=at, actor=actor, action="user_add", target=f"user {username}",
-                                   detail=f"role {role}; scope {','.join(grids) or '-'}"))
+            audit.add(session, at, actor, "user_add", f"user {username}",
+                      detail=f"role {role}; scope {','.join(grids) or '-'}")
             session.commit()
             return row
 
@@ -81,8 +82,7 @@ class Users:
             row.password_hash = HASHER.hash(password)
             row.password_changed_at = at
             session.execute(delete(UserSessionRow).where(UserSessionRow.user_id == row.id))
-            session.add(AuditEntry(at=at, actor=actor, action="user_passwd", target=f"user {username}",
-                                   detail="password changed; sessions ended"))
+            audit.add(session, at, actor, "user_passwd", f"user {username}", detail="password changed; sessions ended")
             session.commit()
 
     def disable(self, username: str, at: datetime, actor: str) -> None:
@@ -90,8 +90,7 @@ class Users:
             row = self._get(session, username)
             row.disabled = True
             session.execute(delete(UserSessionRow).where(UserSessionRow.user_id == row.id))
-            session.add(AuditEntry(at=at, actor=actor, action="user_disable", target=f"user {username}",
-                                   detail="disabled; sessions ended"))
+            audit.add(session, at, actor, "user_disable", f"user {username}", detail="disabled; sessions ended")
             session.commit()
 
     def list(self) -> list[UserRow]:
@@ -137,8 +136,7 @@ class Users:
             if ok and row is not None and HASHER.check_needs_rehash(row.password_hash):
                 row.password_hash = HASHER.hash(password)
             session.add(LoginAttemptRow(username=username[:64], ip=ip[:64], at=now, success=ok))
-            session.add(AuditEntry(at=now, actor=username[:64] or "-", action="login" if ok else "login_failed",
-                                   target="dashboard", detail=f"from {ip}"))
+            audit.add(session, now, username[:64] or "-", "login" if ok else "login_failed", "dashboard", source_ip=ip)
             session.commit()
             return row if ok else None
 

@@ -70,7 +70,7 @@ def api_snapshot(request: Request,
         raise HTTPException(404, str(exc)) from None
     if live.should_audit(state, principal.user_id, row.id):
         record(request, principal, "view_live", f"camera {row.id}", purpose="live view",
-               detail=f"segment {shot.segment_id}")
+               detail=f"segment {shot.segment_id}", grid=row.grid)
         state.metrics.footage.labels("live").inc()
     return Response(shot.jpeg, media_type="image/jpeg",
                     headers={"cache-control": "private, no-store", "x-frame-time": shot.taken_at.isoformat()})
@@ -105,7 +105,7 @@ def api_camera(scoped: Annotated[tuple[Principal, CameraRow], Depends(camera_acc
 def _register(request: Request, principal: Principal, body: CameraIn) -> CameraRow:
     row = cameras.register(state_of(request), principal, cameras.Registration(**body.model_dump()))
     record(request, principal, "camera_add", f"camera {row.id}",
-           detail=f"grid {row.grid}; tier {row.tier}; onvif {row.onvif_endpoint}")
+           detail=f"tier {row.tier}; onvif {row.onvif_endpoint}", grid=row.grid)
     return row
 
 

@@ -36,7 +36,7 @@ def _grant(request: Request, principal: Principal, camera: CameraRow, body: Foot
     footage.check_range(start, end, body.purpose)
     rows = footage.segments(state, camera.id, start, end)
     record(request, principal, "view_video", f"camera {camera.id}", purpose=body.purpose.strip(),
-           detail=f"{start.isoformat()}..{end.isoformat()} ({len(rows)} segments)")
+           detail=f"{start.isoformat()}..{end.isoformat()} ({len(rows)} segments)", grid=camera.grid)
     state.metrics.footage.labels("video").inc()
     token = footage.issue(state, principal, camera.id, start, end)
     return {"camera": camera.id, "start": start.isoformat(), "end": end.isoformat(),
@@ -157,7 +157,7 @@ def evidence_image(request: Request, which: Literal["crop", "frame"],
         key = ""
     if not footage.valid_image_key(key, row.camera_id):
         raise HTTPException(404, "no such evidence image")
-    record(request, principal, "view_image", key, purpose=f"incident {row.id} handling")
+    record(request, principal, "view_image", key, purpose=f"incident {row.id} handling", grid=row.grid)
     state.metrics.footage.labels("image").inc()
     try:
         data = state.store.read(MediaKind.IMAGE, key)

@@ -118,6 +118,11 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(32))
     target: Mapped[str] = mapped_column(String(255))
     detail: Mapped[str] = mapped_column(String(1000), default="")
+    grid: Mapped[str | None] = mapped_column(String(32), nullable=True)  # the object's grid: who may read it
+    purpose: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    source_ip: Mapped[str] = mapped_column(String(64), default="", server_default="")
+
+    __table_args__ = (Index("ix_audit_log_grid_id", "grid", "id"),)
 
 
 class LegalHold(Base):

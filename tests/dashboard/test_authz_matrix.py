@@ -155,3 +155,31 @@ def test_authorisation_matrix(world: World, app, role: str) -> None:  # type: ig
             if path == "/login" and role == "anon":
                 token = login_csrf(client)
     assert failures == []
+
+
+# the audit log by scope: each entry is readable by whoever may see the object it is about
+
+AUDIT_READERS = {"admin": {GRID_A, GRID_B, None}, "sup": {GRID_A}}
+
+
+def test_audit_log_is_scoped_by_the_grid_of_its_object(world: World, app) -> None:  # type: ignore[no-untyped-def]
+    from jifang import audit
+
+    state = state_of_app(app)
+    for grid in (GRID_A, GRID_B, None):
+        audit.record(state.catalog, NOW, "someone", "view_video", f"camera in {grid}", grid=grid,
+                     purpose=f"purpose for {grid}", source_ip="10.0.0.9")
+    for role in ("anon", *ROLES):
+        client = TestClient(app)
+        if role != "anon":
+            login(client, role)
+        response = client.get("/api/audit", params={"action": "view_video"}, follow_redirects=False)
+        if role not in AUDIT_READERS:
+            assert response.status_code == (401 if role == "anon" else 403), role
+            continue
+        assert response.status_code == 200
+        assert {e["grid"] for e in response.json()} == AUDIT_READERS[role], role
+        everything = client.get("/api/audit", params={"limit": 1000}).json()
+        assert all(e["grid"] in AUDIT_READERS[role] for e in everything), role  # logins, user admin: admins only
+        page = client.get("/audit").text
+        assert ("purpose for " + GRID_B in page) == (role == "admin"), role

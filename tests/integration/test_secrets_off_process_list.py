@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 import yaml
 from jifang.sim.camera import SimCamera
+from sqlalchemy import select
 
 from jifang.crypto import SecretBox
+from jifang.db.models import AuditEntry
 
 from .agent import REPO, Agent, wait_for
 
@@ -126,6 +128,9 @@ def test_no_camera_password_in_any_child_while_registering_and_recording(site) -
         assert add.returncode == 0, out + err
         assert PASSWORD not in out + err
         check_no_secret(onboarding, "ffprobe")  # the stream check of the registration
+        with Agent(config).catalog().session() as session:  # the CLI registration is audited, in its grid
+            added = session.scalars(select(AuditEntry).where(AuditEntry.action == "camera_add")).all()
+        assert [(e.target, e.grid) for e in added] == [(f"camera {CAMERA}", GRID)]
 
         agent = Agent(config, env=env)
         agent.start()
