@@ -399,6 +399,18 @@ class UserSessionRow(Base):
     ip: Mapped[str] = mapped_column(String(64), default="")
 
 
+class LoginLimitRow(Base):
+    """Failed-login counter of one key (user name + address, or address) in its current window. A login takes a
+    slot with one conditional UPDATE before the password is checked, so concurrent attempts (in any process)
+    cannot overrun the limit."""
+
+    __tablename__ = "login_limits"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class LoginAttemptRow(Base):
     """One login attempt, for rate limiting (failures per user and address) and the audit trail."""
 
