@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import ipaddress
 import os
 import sys
 from datetime import UTC, datetime
@@ -66,12 +67,28 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
     from jifang.config import load_settings
 
+    trusted = trusted_proxies(args.forwarded_allow_ips)
     settings = load_settings(args.config)
     app = create_app(settings, options=DashboardOptions(secure_cookies=args.https), warm_compliance=True)
     print(f"dashboard: http://{args.host}:{args.port}/", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", proxy_headers=args.https,
-                forwarded_allow_ips=args.forwarded_allow_ips, server_header=False)
+                forwarded_allow_ips=trusted, server_header=False)
     return EXIT_OK
+
+
+def trusted_proxies(text: str) -> list[str]:
+    """The proxy addresses and networks whose X-Forwarded-For is believed; "*" is refused: behind it every
+    client could name its own address (uvicorn then takes the left-most, client-written hop)."""
+    entries = [part.strip() for part in text.split(",") if part.strip()]
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(f"--forwarded-allow-ips: {entry!r} is not an IP address or network (CIDR); give "
+                              "the address range of the proxy in front of the dashboard") from None
+    if not entries:
+        raise ConfigError("--forwarded-allow-ips: give the address (or CIDR range) of the proxy")
+    return entries
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -83,7 +100,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     dash.add_argument("--https", action="store_true",
                       help="served over https (directly or behind a TLS proxy): Secure cookies, trust X-Forwarded-*")
     dash.add_argument("--forwarded-allow-ips", default="127.0.0.1",
-                      help="proxy addresses whose X-Forwarded-For is trusted (with --https)")
+                      help="comma-separated proxy addresses or CIDR ranges whose X-Forwarded-For is trusted (with "
+                      "--https); the client is the right-most hop outside them. Never '*'")
     dash.set_defaults(func=cmd_dashboard)
 
     user = sub.add_parser("user", help="dashboard users").add_subparsers(dest="user_command", required=True)
