@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from jifang.dashboard import audit
+from jifang.dashboard.access import MAX_ID
 from jifang.dashboard.security import require
 from jifang.dashboard.templating import page
 from jifang.dashboard.users import Principal
@@ -24,7 +25,7 @@ def as_json(entry) -> dict:  # type: ignore[no-untyped-def]
 
 @router.get("/api/audit", tags=["audit"])
 def api_audit(*, request: Request, action: str | None = Query(None, max_length=32),
-              actor: str | None = Query(None, max_length=64), before: int | None = Query(None, ge=1),
+              actor: str | None = Query(None, max_length=64), before: int | None = Query(None, ge=1, le=MAX_ID),
               limit: int = Query(100, ge=1, le=1000),
               principal: Annotated[Principal, Depends(require(*AUDITORS))]) -> list:
     return [as_json(e) for e in audit.entries(request, principal, action, actor, limit, before)]
@@ -32,7 +33,7 @@ def api_audit(*, request: Request, action: str | None = Query(None, max_length=3
 
 @router.get("/audit", include_in_schema=False)
 def audit_page(*, request: Request, action: str = Query("", max_length=32), actor: str = Query("", max_length=64),
-               before: int | None = Query(None, ge=1),
+               before: int | None = Query(None, ge=1, le=MAX_ID),
                principal: Annotated[Principal, Depends(require(*AUDITORS))]) -> Response:
     entries = audit.entries(request, principal, action or None, actor or None, 100, before)
     return page(request, "audit.html", entries=entries, action=action, actor=actor,

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 from jifang.dashboard import footage
-from jifang.dashboard.access import camera_access, incident_access
+from jifang.dashboard.access import MAX_ID, camera_access, incident_access
 from jifang.dashboard.audit import record
 from jifang.dashboard.security import current_principal, in_scope
 from jifang.dashboard.state import AppState, state_of
@@ -102,7 +102,7 @@ PRIVATE = {"cache-control": "private, no-store"}
 
 @router.get("/api/footage/grants/{grant}/segments/{segment_id}", tags=["footage"],
             response_class=Response, responses={200: {"content": {"video/mp4": {}}}})
-def segment(*, request: Request, grant: str = Path(..., max_length=400), segment_id: int = Path(..., ge=1),
+def segment(*, request: Request, grant: str = Path(..., max_length=400), segment_id: int = Path(..., ge=1, le=MAX_ID),
             principal: Annotated[Principal, Depends(current_principal)]) -> Response:
     return Response(_segment_bytes(request, principal, grant, segment_id), media_type="video/mp4", headers=PRIVATE)
 
@@ -130,7 +130,7 @@ def _part(request: Request, principal: Principal, grant: str, segment_id: int, w
 
 @router.get("/api/footage/grants/{grant}/segments/{segment_id}/init.mp4", tags=["footage"],
             response_class=Response, responses={200: {"content": {"video/mp4": {}}}})
-def hls_init(*, request: Request, grant: str = Path(..., max_length=400), segment_id: int = Path(..., ge=1),
+def hls_init(*, request: Request, grant: str = Path(..., max_length=400), segment_id: int = Path(..., ge=1, le=MAX_ID),
              principal: Annotated[Principal, Depends(current_principal)]) -> Response:
     """The segment's initialisation part (ftyp + moov): the playlist's EXT-X-MAP."""
     return Response(_part(request, principal, grant, segment_id, 0), media_type="video/mp4", headers=PRIVATE)
@@ -138,7 +138,7 @@ def hls_init(*, request: Request, grant: str = Path(..., max_length=400), segmen
 
 @router.get("/api/footage/grants/{grant}/segments/{segment_id}/media.m4s", tags=["footage"],
             response_class=Response, responses={200: {"content": {"video/iso.segment": {}}}})
-def hls_media(*, request: Request, grant: str = Path(..., max_length=400), segment_id: int = Path(..., ge=1),
+def hls_media(*, request: Request, grant: str = Path(..., max_length=400), segment_id: int = Path(..., ge=1, le=MAX_ID),
               principal: Annotated[Principal, Depends(current_principal)]) -> Response:
     """The segment's media part (moof/mdat fragments)."""
     return Response(_part(request, principal, grant, segment_id, 1), media_type="video/iso.segment",
