@@ -69,7 +69,10 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
     trusted = trusted_proxies(args.forwarded_allow_ips)
     settings = load_settings(args.config)
-    app = create_app(settings, options=DashboardOptions(secure_cookies=args.https), warm_compliance=True)
+    hosts = tuple(h.strip() for h in (args.allowed_hosts or "").split(",") if h.strip())
+    options = DashboardOptions(secure_cookies=args.https, metrics_token=os.environ.get("JIFANG_METRICS_TOKEN") or None,
+                               allowed_hosts=hosts)
+    app = create_app(settings, options=options, warm_compliance=True)
     print(f"dashboard: http://{args.host}:{args.port}/", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", proxy_headers=args.https,
                 forwarded_allow_ips=trusted, server_header=False)
@@ -102,6 +105,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     dash.add_argument("--forwarded-allow-ips", default="127.0.0.1",
                       help="comma-separated proxy addresses or CIDR ranges whose X-Forwarded-For is trusted (with "
                       "--https); the client is the right-most hop outside them. Never '*'")
+    dash.add_argument("--allowed-hosts", help="comma-separated host names the dashboard answers to (others: 400; "
+                      "stops DNS rebinding), e.g. jifang.example.org,localhost")
     dash.set_defaults(func=cmd_dashboard)
 
     user = sub.add_parser("user", help="dashboard users").add_subparsers(dest="user_command", required=True)

@@ -19,6 +19,7 @@ from jifang.dashboard.security import SESSION_COOKIE, LoginRequired, csrf_protec
 from jifang.dashboard.state import AppState, Metrics
 from jifang.dashboard.templating import page
 from jifang.dashboard.users import Users
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jifang.config import Settings
@@ -109,6 +110,8 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now, opti
     for module in (system, session, cameras, incidents, footage, retention, audit_log):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    if options.allowed_hosts:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(options.allowed_hosts))
     app.add_middleware(BodyLimit, session_cookie=SESSION_COOKIE)  # inside: its 413s get the security headers
     app.add_middleware(HeadersAndMetrics, metrics=metrics, hsts=options.secure_cookies)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 ROLES = ("admin", "technician", "supervisor", "grid_worker")
@@ -23,3 +23,5 @@ class DashboardOptions:
     compliance_refresh_seconds: float = 60.0  # the compliance audit is recomputed in the background this often
     scope_cache_seconds: float = 10.0  # how long the grid/area tree behind scopes is cached (scope checks)
     snapshot_cache_seconds: float = 4.0  # how long a camera's live snapshot (last frame) is cached
+    metrics_token: str | None = field(default=None, repr=False)  # when set, /metrics needs "Bearer <token>"
+    allowed_hosts: tuple[str, ...] = ()  # when set, other Host headers get 400 (no DNS rebinding)

@@ -80,6 +80,16 @@ async def csrf_protect(request: Request) -> None:
         raise HTTPException(403, "CSRF token missing or wrong")
 
 
+def same_origin(request: Request) -> None:
+    """For GET routes that write an audit entry (an export, an evidence image, a live frame): a cross-site
+    navigation or embed would write one in the user's name (SameSite=Lax cookies ride along), so a request a
+    browser marks as coming from another site is refused. ``none`` is the user's own address bar or bookmark;
+    clients that send no Sec-Fetch-Site (scripts, old browsers) carry no ambient cross-site intent."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        raise HTTPException(403, "cross-site request refused: open this from the dashboard")
+
+
 def new_login_csrf() -> str:
     return secrets.token_urlsafe(32)
 

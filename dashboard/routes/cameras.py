@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 from jifang.dashboard import cameras, live
 from jifang.dashboard.access import camera_access
 from jifang.dashboard.audit import record
-from jifang.dashboard.security import require
+from jifang.dashboard.security import require, same_origin
 from jifang.dashboard.state import client_ip, state_of
 from jifang.dashboard.templating import page
 from jifang.dashboard.users import Principal
@@ -57,6 +57,7 @@ def api_cameras(request: Request, principal: Annotated[Principal, Depends(requir
 
 
 @router.get("/api/cameras/{camera_id}/snapshot.jpg", tags=["cameras"], response_class=Response,
+            dependencies=[Depends(same_origin)],
             responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "no recent frame"}})
 def api_snapshot(request: Request,
                  scoped: Annotated[tuple[Principal, CameraRow], Depends(camera_access(*EVERYONE))]) -> Response:

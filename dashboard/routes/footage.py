@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from jifang.dashboard import footage
 from jifang.dashboard.access import MAX_ID, camera_access, incident_access
 from jifang.dashboard.audit import record
-from jifang.dashboard.security import current_principal, in_scope
+from jifang.dashboard.security import current_principal, in_scope, same_origin
 from jifang.dashboard.state import AppState, state_of
 from jifang.dashboard.templating import page
 from jifang.dashboard.users import Principal
@@ -145,7 +145,7 @@ def hls_media(*, request: Request, grant: str = Path(..., max_length=400), segme
                     headers=PRIVATE)
 
 
-@router.get("/api/incidents/{incident_id}/images/{which}", tags=["footage"],
+@router.get("/api/incidents/{incident_id}/images/{which}", tags=["footage"], dependencies=[Depends(same_origin)],
             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
 def evidence_image(request: Request, which: Literal["crop", "frame"],
                    scoped: Annotated[tuple[Principal, IncidentRow], Depends(incident_access(*VIEWERS))]) -> Response:

@@ -40,3 +40,32 @@ def test_hsts_only_over_https(world: World) -> None:
     world.options = DashboardOptions(secure_cookies=True)
     secure = TestClient(world.app(), base_url="https://testserver").get("/login")
     assert secure.headers["strict-transport-security"] == "max-age=31536000"
+
+
+def test_audited_get_routes_refuse_cross_site_requests(world: World, app) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import func, select
+
+    from jifang.db.models import AuditEntry
+    from tests.dashboard.world import GRID_A
+
+    client = TestClient(app)
+    login(client, "admin")
+    count = lambda: world.catalog.session().scalar(select(func.count(AuditEntry.id)))  # noqa: E731
+    urls = [f"/api/incidents/{world.incidents[GRID_A]}/images/crop", "/retention/report"]
+    before = count()
+    for url in urls:  # a link or <img> on another site: refused, and no entry written in the admin's name
+        assert client.get(url, headers={"sec-fetch-site": "cross-site"}).status_code == 403, url
+    assert count() == before
+    for url in urls:
+        assert client.get(url, headers={"sec-fetch-site": "same-origin"}).status_code == 200, url
+    assert count() == before + len(urls)
+
+
+def test_metrics_token_and_allowed_hosts(world: World) -> None:
+    assert TestClient(world.app()).get("/metrics").status_code == 200  # public unless a token is set
+    world.options = DashboardOptions(metrics_token="scrape-secret", allowed_hosts=("testserver",))
+    client = TestClient(world.app())
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/metrics", headers={"authorization": "Bearer scrape-secret"}).status_code == 200
+    assert client.get("/healthz", headers={"host": "rebound.attacker.example"}).status_code == 400
