@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,11 +13,12 @@ from sqlalchemy import select
 
 from jifang import audit
 from jifang.db.models import CameraRow, GridRow
-from jifang.errors import ConfigError
+from jifang.errors import CameraError, ConfigError
 from jifang.registry import NewCamera
 from jifang.tiers import Tier
 
 TIERS = tuple(str(t) for t in Tier)
+log = logging.getLogger("jifang.dashboard")
 
 
 @dataclass
@@ -65,10 +67,19 @@ def to_json(row: CameraRow, technical: bool) -> dict:
 
 def register(state: AppState, principal: Principal, form: Registration) -> CameraRow:
     """Probe the camera over ONVIF, check its stream and clock, store it (edge.onboarding does the checks)."""
-    from jifang.edge.onboarding import from_probe
+    from jifang.edge.onboarding import camera_target, from_probe
     from jifang.edge.onboarding import register as store
 
-    camera: NewCamera = from_probe(form.endpoint, form.username, form.password)
+    target = camera_target(form.endpoint, state.options.camera_networks)
+    try:
+        camera: NewCamera = from_probe(target, form.username, form.password)
+    except Exception as exc:  # any failure, a parser's on a non-ONVIF answer too, reads the same (never a 500)
+        # one answer for every failure: the web form must not tell a user which ports are open (a port scan);
+        # the specific reason is in the dashboard's log for the technician
+        log.warning("camera registration: ONVIF probe of %s failed: %s", form.endpoint, exc)
+        raise CameraError(f"{form.endpoint}: no ONVIF camera answered with these credentials — check the "
+                          "address, the ONVIF port and the user name and password (details in the dashboard "
+                          "log)") from None
     camera.id, camera.name, camera.grid, camera.tier = form.id, form.name, form.grid, form.tier
     camera.location, camera.signage, camera.purpose = form.location, form.signage, form.purpose
     store(state.registry(), camera, actor=principal.username, at=state.now(),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from jifang.edge.onboarding import PRIVATE_NETWORKS
+
 ROLES = ("admin", "technician", "supervisor", "grid_worker")
 SCOPED_ROLES = ("supervisor", "grid_worker")
 
@@ -25,3 +27,5 @@ class DashboardOptions:
     snapshot_cache_seconds: float = 4.0  # how long a camera's live snapshot (last frame) is cached
     metrics_token: str | None = field(default=None, repr=False)  # when set, /metrics needs "Bearer <token>"
     allowed_hosts: tuple[str, ...] = ()  # when set, other Host headers get 400 (no DNS rebinding)
+    # networks whose addresses camera registration may probe (edge.onboarding.PRIVATE_NETWORKS by default)
+    camera_networks: tuple[str, ...] = PRIVATE_NETWORKS

@@ -69,3 +69,37 @@ def test_metrics_token_and_allowed_hosts(world: World) -> None:
     assert client.get("/metrics", headers={"authorization": "Bearer wrong"}).status_code == 401
     assert client.get("/metrics", headers={"authorization": "Bearer scrape-secret"}).status_code == 200
     assert client.get("/healthz", headers={"host": "rebound.attacker.example"}).status_code == 400
+
+
+def test_camera_registration_probes_only_camera_networks_with_one_generic_error(world: World) -> None:
+    import socket
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    client = TestClient(world.app())
+    token = login(client, "tech")
+    body = {"username": "admin", "password": "pw", "id": "33100200001320000099", "name": "x",
+            "grid": "331002001001001", "tier": "important"}
+
+    def register(endpoint: str):  # type: ignore[no-untyped-def]
+        return client.post("/api/cameras", json={**body, "endpoint": endpoint}, headers={"x-csrf-token": token})
+
+    refused = register("127.0.0.1:5432")  # the dashboard's own database: loopback is not a camera network
+    assert refused.status_code == 400 and "outside the camera networks" in refused.json()["detail"]
+    assert register("169.254.169.254:80").status_code == 400  # nor the cloud metadata service
+
+    world.options = DashboardOptions(camera_networks=("127.0.0.0/8",))  # a lab whose cameras are on loopback
+    client = TestClient(world.app(), raise_server_exceptions=False)
+    token = login(client, "tech")
+    web = ThreadingHTTPServer(("127.0.0.1", 0), SimpleHTTPRequestHandler)  # answers HTTP, not ONVIF
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    try:
+        answers = [register(f"127.0.0.1:{port}") for port in (web.server_address[1], closed)]
+    finally:
+        web.shutdown()
+    assert [a.status_code for a in answers] == [400, 400]
+    details = [a.json()["detail"].split(": ", 1)[1] for a in answers]
+    assert details[0] == details[1] and "no ONVIF camera answered" in details[0]  # no port-scan oracle
