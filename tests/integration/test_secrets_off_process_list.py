@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.integration
 GRID = "331002001001001"
 CAMERA = "33100200001320000011"
 PASSWORD = "Relay-S3cret!pw"
+FORMS = (PASSWORD.encode(), quote(PASSWORD, safe="").encode())
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
@@ -91,8 +93,9 @@ def check_no_secret(watcher: ChildWatcher, program: str) -> list[bytes]:
              if Path(info["cmdline"].split(b"\0")[0].decode()).name == program]  # type: ignore[union-attr]
     assert lines, f"no {program} child was seen: {[i['cmdline'] for i in watcher.seen.values()]}"
     for info in watcher.seen.values():
-        assert PASSWORD.encode() not in info["cmdline"], info["cmdline"]  # type: ignore[operator]
-        assert PASSWORD.encode() not in info["environ"], info["cmdline"]  # type: ignore[operator]
+        for form in FORMS:  # as typed, and as it appears inside a URL
+            assert form not in info["cmdline"], info["cmdline"]  # type: ignore[operator]
+            assert form not in info["environ"], info["cmdline"]  # type: ignore[operator]
         assert info["environ_by_nobody"] is False
     return lines  # type: ignore[return-value]
 
