@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import ipaddress
 import os
 import sys
 from datetime import UTC, datetime
@@ -66,12 +67,41 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
     from jifang.config import load_settings
 
+    trusted = trusted_proxies(args.forwarded_allow_ips)
     settings = load_settings(args.config)
-    app = create_app(settings, options=DashboardOptions(secure_cookies=args.https), warm_compliance=True)
+    hosts = tuple(h.strip() for h in (args.allowed_hosts or "").split(",") if h.strip())
+    options = DashboardOptions(secure_cookies=args.https, metrics_token=os.environ.get("JIFANG_METRICS_TOKEN") or None,
+                               allowed_hosts=hosts, **networks(args.camera_networks))
+    app = create_app(settings, options=options, warm_compliance=True)
     print(f"dashboard: http://{args.host}:{args.port}/", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", proxy_headers=args.https,
-                forwarded_allow_ips=args.forwarded_allow_ips, server_header=False)
+                forwarded_allow_ips=trusted, server_header=False)
     return EXIT_OK
+
+
+def networks(text: str | None) -> dict:
+    """``camera_networks`` for DashboardOptions when --camera-networks is given (else the private defaults)."""
+    if not text:
+        return {}
+    return {"camera_networks": tuple(address_ranges(text, "--camera-networks"))}
+
+
+def trusted_proxies(text: str) -> list[str]:
+    """The proxy addresses and networks whose X-Forwarded-For is believed; "*" is refused: behind it every
+    client could name its own address (uvicorn then takes the left-most, client-written hop)."""
+    return address_ranges(text, "--forwarded-allow-ips")
+
+
+def address_ranges(text: str, flag: str) -> list[str]:
+    entries = [part.strip() for part in text.split(",") if part.strip()]
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(f"{flag}: {entry!r} is not an IP address or network (CIDR)") from None
+    if not entries:
+        raise ConfigError(f"{flag}: give at least one IP address or CIDR range")
+    return entries
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -83,7 +113,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     dash.add_argument("--https", action="store_true",
                       help="served over https (directly or behind a TLS proxy): Secure cookies, trust X-Forwarded-*")
     dash.add_argument("--forwarded-allow-ips", default="127.0.0.1",
-                      help="proxy addresses whose X-Forwarded-For is trusted (with --https)")
+                      help="comma-separated proxy addresses or CIDR ranges whose X-Forwarded-For is trusted (with "
+                      "--https); the client is the right-most hop outside them. Never '*'")
+    dash.add_argument("--camera-networks", help="comma-separated CIDR ranges camera registration may probe "
+                      "(default: the private networks 10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7)")
+    dash.add_argument("--allowed-hosts", help="comma-separated host names the dashboard answers to (others: 400; "
+                      "stops DNS rebinding), e.g. jifang.example.org,localhost")
     dash.set_defaults(func=cmd_dashboard)
 
     user = sub.add_parser("user", help="dashboard users").add_subparsers(dest="user_command", required=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from jifang.cli.common import EXIT_OK, open_catalog, with_config
 
+from jifang import audit
 from jifang.config import default_models_dir, load_settings
 from jifang.errors import ConfigError
 from jifang.incidents import CATEGORIES, State
@@ -126,9 +127,14 @@ def cmd_watchlist_add(args: argparse.Namespace) -> int:
         if problem(plate):
             raise ConfigError(f"--plate {args.plate!r}: {problem(plate)}")
     expires = datetime.fromisoformat(args.expires).astimezone(UTC) if args.expires else None
+    at = datetime.now(UTC)
     entry = Watchlist(catalog).add(kind=args.kind, name=args.name, category=args.category,
                                    subcategory=args.subcategory, reason=args.reason, owner=args.owner,
-                                   at=datetime.now(UTC), plate=plate, embeddings=embeddings, expires_at=expires)
+                                   at=at, plate=plate, embeddings=embeddings, expires_at=expires)
+    # a watchlist entry (with face photos, biometric data) is personal data: who added it and why is audited;
+    # it belongs to no grid, so only admins read it
+    audit.record(catalog, at, os.environ.get("USER", "cli"), "watchlist_add", f"watchlist entry {entry.id}",
+                 purpose=args.reason, detail=f"{args.kind} {args.name}; {len(embeddings)} photos; owner {args.owner}")
     print(f"watchlist entry {entry.id} added: {args.kind} {args.name} ({args.category}/{args.subcategory})")
     return EXIT_OK
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from jifang.cli.common import EXIT_OK, open_catalog, with_config
 
+from jifang import audit
 from jifang.errors import ConfigError
 from jifang.registry import TEAM_ROLES, open_registry
 
@@ -128,8 +129,11 @@ def cmd_camera_add(args: argparse.Namespace) -> int:
     camera.site, camera.recognize = args.site, _kinds(args.recognize)
     if args.sub_rtsp_url:
         camera.sub_rtsp_url = args.sub_rtsp_url
-    outcome = register(registry, camera, actor=args.by, at=datetime.now(UTC), ffprobe=settings.recorder.ffprobe,
+    at = datetime.now(UTC)
+    outcome = register(registry, camera, actor=args.by, at=at, ffprobe=settings.recorder.ffprobe,
                        stream_check=not args.no_stream_check, allow_clock_offset=args.allow_clock_offset)
+    audit.record(registry.catalog, at, args.by, "camera_add", f"camera {camera.id}", grid=camera.grid,
+                 purpose=camera.purpose, detail=f"tier {camera.tier}; onvif {camera.onvif_endpoint or '-'}; CLI")
     for warning in outcome.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"camera {camera.id} {camera.name} registered in grid {camera.grid} ({camera.tier})")

@@ -14,6 +14,8 @@ from jifang.db.models import CameraRow, IncidentRow
 
 CAMERA_ID = Path(..., pattern=r"^[0-9]{20}$")
 
+MAX_ID = 2**31 - 1  # ids are 32-bit INTEGER columns: a larger number is a 422, never a database overflow (500)
+
 
 def camera_access(*roles: str) -> Callable[..., tuple[Principal, CameraRow]]:
     def load(*, request: Request, camera_id: str = CAMERA_ID,
@@ -29,7 +31,7 @@ def camera_access(*roles: str) -> Callable[..., tuple[Principal, CameraRow]]:
 
 
 def incident_access(*roles: str) -> Callable[..., tuple[Principal, IncidentRow]]:
-    def load(*, request: Request, incident_id: int = Path(..., ge=1, le=2**31 - 1),
+    def load(*, request: Request, incident_id: int = Path(..., ge=1, le=MAX_ID),
              principal: Annotated[Principal, Depends(require(*roles))]) -> tuple[Principal, IncidentRow]:
         state = state_of(request)
         with state.catalog.session() as session:

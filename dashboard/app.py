@@ -13,11 +13,13 @@ from typing import Any
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from jifang.dashboard.limits import BodyLimit
 from jifang.dashboard.options import DashboardOptions
-from jifang.dashboard.security import LoginRequired, csrf_protect
+from jifang.dashboard.security import SESSION_COOKIE, LoginRequired, csrf_protect
 from jifang.dashboard.state import AppState, Metrics
 from jifang.dashboard.templating import page
 from jifang.dashboard.users import Users
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jifang.config import Settings
@@ -33,14 +35,16 @@ CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self' blob:; style-
        "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
                     (b"referrer-policy", b"same-origin")]
+HSTS = b"max-age=31536000"  # one year; no includeSubDomains: other hosts of the domain are not ours to bind
 
 
 class HeadersAndMetrics:
     """Pure ASGI middleware: security headers on every response, per-route request counts and latency."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, hsts: bool = False) -> None:
         self.app = app
         self.metrics = metrics
+        self.hsts = hsts  # served over https (--https): browsers must never fall back to plain http
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,6 +62,8 @@ class HeadersAndMetrics:
                 headers += [(k, v) for k, v in SECURITY_HEADERS if k not in names]
                 if b"content-security-policy" not in names:
                     headers.append((b"content-security-policy", CSP.encode()))
+                if self.hsts and b"strict-transport-security" not in names:
+                    headers.append((b"strict-transport-security", HSTS))
                 if b"cache-control" not in names:
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
@@ -107,7 +113,10 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now, opti
     for module in (system, session, cameras, incidents, footage, retention, audit_log):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    app.add_middleware(HeadersAndMetrics, metrics=metrics)
+    if options.allowed_hosts:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(options.allowed_hosts))
+    app.add_middleware(BodyLimit, session_cookie=SESSION_COOKIE)  # inside: its 413s get the security headers
+    app.add_middleware(HeadersAndMetrics, metrics=metrics, hsts=options.secure_cookies)
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, _exc: LoginRequired) -> Response:

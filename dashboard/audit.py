@@ -1,39 +1,33 @@
-"""The append-only audit log, as the dashboard writes it: who, when, what, from where and why."""
+"""The audit log as the dashboard writes and reads it (through ``jifang.audit``, its one owner)."""
 
 from __future__ import annotations
 
 from fastapi import Request
+from jifang.dashboard.security import scope_grids
 from jifang.dashboard.state import client_ip, state_of
 from jifang.dashboard.users import Principal
-from sqlalchemy import select
 
+from jifang import audit
 from jifang.db.models import AuditEntry
 
 
 def record(request: Request, principal: Principal, action: str, target: str, purpose: str = "",
-           detail: str = "") -> None:
-    """Write one audit entry; callers write it before the data leaves the server."""
+           detail: str = "", grid: str | None = None) -> None:
+    """Write one audit entry; callers write it before the data leaves the server. ``grid``: the object's grid,
+    which decides who may read the entry (None: admins only)."""
     state = state_of(request)
-    parts = [f"from {client_ip(request)}"]
-    if purpose:
-        parts.append(f"purpose: {purpose}")
-    if detail:
-        parts.append(detail)
-    with state.catalog.session() as session:
-        session.add(AuditEntry(at=state.now(), actor=principal.username, action=action, target=target[:255],
-                               detail="; ".join(parts)[:1000]))
-        session.commit()
+    audit.record(state.catalog, state.now(), principal.username, action, target, grid=grid, purpose=purpose,
+                 source_ip=client_ip(request), detail=detail)
 
 
-def entries(request: Request, action: str | None, actor: str | None, limit: int, before: int | None) \
-        -> list[AuditEntry]:
-    state = state_of(request)
-    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
-    if action:
-        query = query.where(AuditEntry.action == action)
-    if actor:
-        query = query.where(AuditEntry.actor == actor)
-    if before:
-        query = query.where(AuditEntry.id < before)
-    with state.catalog.session() as session:
-        return list(session.scalars(query))
+def readable_grids(request: Request, principal: Principal) -> frozenset[str] | None:
+    """None (every entry) for admins; a supervisor reads the entries of the grids in their scope only."""
+    if principal.role == "admin":
+        return None
+    return scope_grids(state_of(request), principal) or frozenset()
+
+
+def entries(request: Request, principal: Principal, action: str | None, actor: str | None, limit: int,
+            before: int | None) -> list[AuditEntry]:
+    return audit.entries(state_of(request).catalog, readable_grids(request, principal), action=action,
+                         actor=actor, limit=limit, before=before)

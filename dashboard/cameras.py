@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -10,8 +11,9 @@ from jifang.dashboard.state import AppState
 from jifang.dashboard.users import Principal
 from sqlalchemy import select
 
-from jifang.db.models import AuditEntry, CameraRow, GridRow
-from jifang.errors import ConfigError
+from jifang import audit
+from jifang.db.models import CameraRow, GridRow
+from jifang.errors import CameraError, ConfigError
 from jifang.registry import NewCamera, camera_from_row
 from jifang.tiers import Tier
 
@@ -20,6 +22,7 @@ KINDS = ("plate", "face")
 # what every role sees of a point; the rest (stream URLs, device, site) is for technicians
 PUBLIC_FIELDS = {"id", "name", "grid", "tier", "location", "enabled", "signage", "purpose", "registered_at",
                  "registered_by", "recognize"}
+log = logging.getLogger("jifang.dashboard")
 
 
 @dataclass
@@ -69,10 +72,19 @@ def to_json(row: CameraRow, technical: bool) -> dict:
 
 def register(state: AppState, principal: Principal, form: Registration) -> CameraRow:
     """Probe the camera over ONVIF, check its stream and clock, store it (edge.onboarding does the checks)."""
-    from jifang.edge.onboarding import from_probe
+    from jifang.edge.onboarding import camera_target, from_probe
     from jifang.edge.onboarding import register as store
 
-    camera: NewCamera = from_probe(form.endpoint, form.username, form.password)
+    target = camera_target(form.endpoint, state.options.camera_networks)
+    try:
+        camera: NewCamera = from_probe(target, form.username, form.password)
+    except Exception as exc:  # any failure, a parser's on a non-ONVIF answer too, reads the same (never a 500)
+        # one answer for every failure: the web form must not tell a user which ports are open (a port scan);
+        # the specific reason is in the dashboard's log for the technician
+        log.warning("camera registration: ONVIF probe of %s failed: %s", form.endpoint, exc)
+        raise CameraError(f"{form.endpoint}: no ONVIF camera answered with these credentials — check the "
+                          "address, the ONVIF port and the user name and password (details in the dashboard "
+                          "log)") from None
     camera.id, camera.name, camera.grid, camera.tier = form.id, form.name, form.grid, form.tier
     camera.location, camera.signage, camera.purpose = form.location, form.signage, form.purpose
     camera.recognize, camera.site = [k for k in KINDS if k in form.recognize], form.site or None
@@ -101,8 +113,6 @@ def update(state: AppState, principal: Principal, camera_id: str, at: datetime, 
     row, diff = state.registry().update_camera(camera_id, at, **changes)
     if diff:
         detail = ", ".join(f"{name} {old!r} -> {new!r}" for name, (old, new) in diff.items())
-        with state.catalog.session() as session:
-            session.add(AuditEntry(at=at, actor=principal.username, action="camera_edit",
-                                   target=f"camera {camera_id}", detail=f"from {ip}; {detail}"[:1000]))
-            session.commit()
+        audit.record(state.catalog, at, principal.username, "camera_edit", f"camera {camera_id}", grid=row.grid,
+                     source_ip=ip, detail=detail[:1000])
     return row

@@ -4,6 +4,8 @@ catalog, never from the URL, so no path can be smuggled in."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -46,15 +48,21 @@ def check_range(start: datetime, end: datetime, purpose: str) -> None:
 
 
 def issue(state: AppState, principal: Principal, camera_id: str, start: datetime, end: datetime) -> str:
-    return state.signer.dumps([principal.user_id, camera_id, start.isoformat(), end.isoformat()])
+    return state.signer.dumps([principal.user_id, camera_id, start.isoformat(), end.isoformat(),
+                               session_tag(principal.csrf_token)])
+
+
+def session_tag(csrf_token: str) -> str:
+    """Names the login session by its CSRF token (one per session): a grant ends when the session does."""
+    return hashlib.sha256(csrf_token.encode()).hexdigest()[:24]
 
 
 def open_grant(state: AppState, principal: Principal, token: str) -> Grant | None:
     try:
-        user_id, camera_id, start, end = state.signer.loads(token, max_age=state.options.footage_grant_seconds)
+        user_id, camera_id, start, end, tag = state.signer.loads(token, max_age=state.options.footage_grant_seconds)
     except (BadSignature, SignatureExpired, ValueError, TypeError):
         return None
-    if user_id != principal.user_id:
+    if user_id != principal.user_id or not hmac.compare_digest(str(tag), session_tag(principal.csrf_token)):
         return None
     return Grant(user_id, camera_id, datetime.fromisoformat(start), datetime.fromisoformat(end))
 

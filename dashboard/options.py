@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+
+from jifang.edge.onboarding import PRIVATE_NETWORKS
 
 ROLES = ("admin", "technician", "supervisor", "grid_worker")
 SCOPED_ROLES = ("supervisor", "grid_worker")
@@ -23,3 +25,7 @@ class DashboardOptions:
     compliance_refresh_seconds: float = 60.0  # the compliance audit is recomputed in the background this often
     scope_cache_seconds: float = 10.0  # how long the grid/area tree behind scopes is cached (scope checks)
     snapshot_cache_seconds: float = 4.0  # how long a camera's live snapshot (last frame) is cached
+    metrics_token: str | None = field(default=None, repr=False)  # when set, /metrics needs "Bearer <token>"
+    allowed_hosts: tuple[str, ...] = ()  # when set, other Host headers get 400 (no DNS rebinding)
+    # networks whose addresses camera registration may probe (edge.onboarding.PRIVATE_NETWORKS by default)
+    camera_networks: tuple[str, ...] = PRIVATE_NETWORKS

@@ -66,16 +66,28 @@ async def csrf_protect(request: Request) -> None:
     Before login, the login form's token is checked against its double-submit cookie."""
     if request.method not in UNSAFE:
         return
+    principal = optional_principal(request)  # who is asking is settled before a byte of the body is parsed
+    expected = principal.csrf_token if principal else request.cookies.get(LOGIN_CSRF_COOKIE)
+    if not expected:
+        raise HTTPException(403, "CSRF token missing or wrong")
     sent = request.headers.get(CSRF_HEADER)
     if sent is None and request.headers.get("content-type", "").startswith(
             ("application/x-www-form-urlencoded", "multipart/form-data")):
-        form = await request.form()
+        form = await request.form(max_files=0, max_fields=32)  # no route takes a file (dashboard/limits.py)
         value = form.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
-    principal = optional_principal(request)
-    expected = principal.csrf_token if principal else request.cookies.get(LOGIN_CSRF_COOKIE)
     if not sent or not expected or not hmac.compare_digest(sent, expected):
         raise HTTPException(403, "CSRF token missing or wrong")
+
+
+def same_origin(request: Request) -> None:
+    """For GET routes that write an audit entry (an export, an evidence image, a live frame): a cross-site
+    navigation or embed would write one in the user's name (SameSite=Lax cookies ride along), so a request a
+    browser marks as coming from another site is refused. ``none`` is the user's own address bar or bookmark;
+    clients that send no Sec-Fetch-Site (scripts, old browsers) carry no ambient cross-site intent."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        raise HTTPException(403, "cross-site request refused: open this from the dashboard")
 
 
 def new_login_csrf() -> str:

@@ -14,6 +14,7 @@ from jifang.dashboard.users import Users
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.requests import Request
 
+from jifang.audit import valid_ip
 from jifang.config import Settings
 from jifang.db import Catalog
 from jifang.registry import Registry, open_registry
@@ -65,4 +66,6 @@ def state_of(request: Request) -> AppState:
 
 
 def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "-"
+    """The client's address (uvicorn resolved X-Forwarded-For from trusted proxies only), or "-" when it is not
+    an IP address: a forged value is neither logged nor used as a login-limit key."""
+    return valid_ip(request.client.host if request.client else "") or "-"

@@ -7,22 +7,40 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from jifang.dashboard.options import ROLES, SCOPED_ROLES, DashboardOptions
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 
+from jifang import audit
 from jifang.db import Catalog
-from jifang.db.models import AuditEntry, LoginAttemptRow, UserRow, UserSessionRow
+from jifang.db.models import LoginAttemptRow, LoginLimitRow, UserRow, UserSessionRow
 from jifang.errors import ConfigError
 
 HASHER = PasswordHasher()
 MIN_PASSWORD = 10
 # verified against when the user does not exist, so that timing does not tell which user names exist
 _DUMMY_HASH = HASHER.hash("jifang-no-such-user")
+HASH_CONCURRENCY = 4  # x 64 MiB of argon2 memory at most, per dashboard process
+HASH_WAIT_SECONDS = 10.0
+HASHING = threading.BoundedSemaphore(HASH_CONCURRENCY)
+
+
+class LoginBusy(Exception):
+    """More logins arrived together than the password hashing allows within HASH_WAIT_SECONDS (503)."""
+
+
+def _user_key(username: str, ip: str) -> str:
+    return f"user:{username[:64]}|{ip[:64]}"
+
+
+def _ip_key(ip: str) -> str:
+    return f"ip:{ip[:64]}"
 
 
 @dataclass(frozen=True)
@@ -69,8 +87,8 @@ class Users:
             row = UserRow(username=username, password_hash=HASHER.hash(password), role=role,
                           scope=",".join(grids), disabled=False, created_at=at, password_changed_at=at)
             session.add(row)
-            session.add(AuditEntry(at=at, actor=actor, action="user_add", target=f"user {username}",
-                                   detail=f"role {role}; scope {','.join(grids) or '-'}"))
+            audit.add(session, at, actor, "user_add", f"user {username}",
+                      detail=f"role {role}; scope {','.join(grids) or '-'}")
             session.commit()
             return row
 
@@ -81,8 +99,7 @@ class Users:
             row.password_hash = HASHER.hash(password)
             row.password_changed_at = at
             session.execute(delete(UserSessionRow).where(UserSessionRow.user_id == row.id))
-            session.add(AuditEntry(at=at, actor=actor, action="user_passwd", target=f"user {username}",
-                                   detail="password changed; sessions ended"))
+            audit.add(session, at, actor, "user_passwd", f"user {username}", detail="password changed; sessions ended")
             session.commit()
 
     def disable(self, username: str, at: datetime, actor: str) -> None:
@@ -90,8 +107,7 @@ class Users:
             row = self._get(session, username)
             row.disabled = True
             session.execute(delete(UserSessionRow).where(UserSessionRow.user_id == row.id))
-            session.add(AuditEntry(at=at, actor=actor, action="user_disable", target=f"user {username}",
-                                   detail="disabled; sessions ended"))
+            audit.add(session, at, actor, "user_disable", f"user {username}", detail="disabled; sessions ended")
             session.commit()
 
     def list(self) -> list[UserRow]:
@@ -112,33 +128,61 @@ class Users:
 
     # login
 
-    def throttled(self, username: str, ip: str, now: datetime) -> bool:
-        """Whether too many logins failed recently for this user name from this address (or from it at all)."""
+    def take_login_slot(self, username: str, ip: str, now: datetime) -> bool:
+        """Count this attempt as a failure in advance, atomically, before any password is checked: False (429)
+        when the user name from this address, or the address, has no failure left in its window. One conditional
+        UPDATE per counter, in one transaction, so simultaneous attempts in any number of processes cannot get
+        more password checks than the limit (a right password gives its slot back in ``authenticate``)."""
+        for _ in range(3):
+            try:
+                return self._take_slots(username, ip, now)
+            except IntegrityError:
+                continue  # a concurrent first attempt created the same counter: take it again
+        return False
+
+    def _take_slots(self, username: str, ip: str, now: datetime) -> bool:
         since = now - self.options.login_window
+        counters = ((_user_key(username, ip), self.options.login_failures_per_user),
+                    (_ip_key(ip), self.options.login_failures_per_ip))
         with self.catalog.session() as session:
-            per_user = session.scalar(select(func.count(LoginAttemptRow.id)).where(
-                LoginAttemptRow.username == username[:64], LoginAttemptRow.ip == ip,
-                LoginAttemptRow.at >= since, LoginAttemptRow.success.is_(False)))
-            per_ip = session.scalar(select(func.count(LoginAttemptRow.id)).where(
-                LoginAttemptRow.ip == ip, LoginAttemptRow.at >= since, LoginAttemptRow.success.is_(False)))
-        return (per_user or 0) >= self.options.login_failures_per_user or \
-            (per_ip or 0) >= self.options.login_failures_per_ip
+            for key, limit in counters:
+                if session.get(LoginLimitRow, key) is None:
+                    session.add(LoginLimitRow(key=key, window_start=now, failures=0))
+                    session.flush()
+                counter = LoginLimitRow.key == key
+                session.execute(update(LoginLimitRow).where(counter, LoginLimitRow.window_start < since)
+                                .values(window_start=now, failures=0))
+                taken = session.execute(update(LoginLimitRow).where(counter, LoginLimitRow.failures < limit)
+                                        .values(failures=LoginLimitRow.failures + 1)).rowcount
+                if not taken:
+                    session.rollback()
+                    return False
+            session.commit()
+        return True
 
     def authenticate(self, username: str, password: str, ip: str, now: datetime) -> UserRow | None:
         """The user when the password is right and the account enabled; every attempt is recorded."""
         with self.catalog.session() as session:
             row = session.scalar(select(UserRow).where(UserRow.username == username[:64]))
             ok = False
+            # each check costs argon2's 64 MiB: a bounded number run at once, whatever arrives together
+            if not HASHING.acquire(timeout=HASH_WAIT_SECONDS):
+                raise LoginBusy("too many logins at once; try again")
             try:
                 ok = HASHER.verify(row.password_hash if row else _DUMMY_HASH, password) and row is not None
             except (VerifyMismatchError, VerificationError, InvalidHashError):
                 ok = False
+            finally:
+                HASHING.release()
             ok = ok and row is not None and not row.disabled
             if ok and row is not None and HASHER.check_needs_rehash(row.password_hash):
                 row.password_hash = HASHER.hash(password)
             session.add(LoginAttemptRow(username=username[:64], ip=ip[:64], at=now, success=ok))
-            session.add(AuditEntry(at=now, actor=username[:64] or "-", action="login" if ok else "login_failed",
-                                   target="dashboard", detail=f"from {ip}"))
+            if ok:  # a success is no failure: give back the slot take_login_slot counted in advance
+                session.execute(update(LoginLimitRow).where(LoginLimitRow.key == _user_key(username, ip),
+                                                            LoginLimitRow.failures > 0)
+                                .values(failures=LoginLimitRow.failures - 1))
+            audit.add(session, now, username[:64] or "-", "login" if ok else "login_failed", "dashboard", source_ip=ip)
             session.commit()
             return row if ok else None
 

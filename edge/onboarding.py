@@ -3,8 +3,10 @@ check its clock, then store it in the registry (with its password encrypted)."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,6 +19,9 @@ log = logging.getLogger("jifang.onboarding")
 
 CLOCK_TOLERANCE_SECONDS = 2.0  # segment times and evidence depend on the camera clock
 CLOCK_REFUSAL_SECONDS = 60.0  # beyond this the camera's own timestamps (OSD, events) would mislead
+# where cameras live unless the dashboard is told otherwise: private networks, never loopback or link-local
+# (the dashboard's own database, the cloud metadata service)
+PRIVATE_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
 
 
 @dataclass
@@ -33,6 +38,20 @@ def split_host_port(text: str, default_port: int = 80) -> tuple[str, int]:
         return host, int(port)
     except ValueError:
         raise CameraError(f"{text!r} is not HOST[:PORT]") from None
+
+
+def camera_target(endpoint: str, networks: Sequence[str]) -> str:
+    """``endpoint`` as ``IP:PORT`` when its address lies in ``networks``, else a CameraError. The caller probes
+    the returned IP, not the name, so a DNS answer that changes after this check cannot redirect the probe."""
+    host, port = split_host_port(endpoint)
+    allowed = [ipaddress.ip_network(n, strict=False) for n in networks]
+    try:
+        address = ipaddress.ip_address(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0])
+    except (OSError, IndexError, ValueError):
+        raise CameraError(f"{endpoint}: the host name does not resolve") from None
+    if not any(address in network for network in allowed):
+        raise CameraError(f"{endpoint}: {address} is outside the camera networks this dashboard may probe")
+    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
 
 
 def from_probe(endpoint: str, username: str, password: str, timeout: float = 5.0) -> NewCamera:

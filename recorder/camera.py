@@ -30,9 +30,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from jifang.recorder.ffmpeg import INPUT_START, classify_failure, record_command, redact, url_with_credentials
+from jifang.recorder.ffmpeg import INPUT_START, classify_failure, record_command, redact
 from jifang.recorder.gaps import GapBook
 from jifang.recorder.metrics import RecorderMetrics
+from jifang.recorder.relay import child_env, secret_free_url
 from jifang.recorder.runs import RunFolder
 from jifang.recorder.sink import SegmentSink
 from sqlalchemy.exc import SQLAlchemyError
@@ -121,7 +122,7 @@ class CameraRecorder:
         self.metrics = metrics
         self.camera_dir = camera_dir
         self.clock = clock
-        self._url = url_with_credentials(camera.rtsp_url, camera.username, password)
+        self._url = secret_free_url(camera.rtsp_url, camera.username, password)  # ffmpeg's argv is public
         self._on_status = on_status or (lambda _camera, _status, _detail: None)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"recorder-{camera.id}", daemon=True)
@@ -216,7 +217,7 @@ class CameraRecorder:
             # own session: a Ctrl-C or a cgroup-wide SIGTERM reaches the agent, which stops ffmpeg in order
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                        stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True,
-                                       preexec_fn=die_with_parent)
+                                       preexec_fn=die_with_parent, env=child_env())
         except OSError as exc:
             run.remove()
             return [f"cannot start {self.config.ffmpeg}: {exc.strerror}"]

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from jifang.recorder.relay import child_env, shared_relay, split_credentials
+
 from jifang.errors import (
     CameraError,
     CameraStreamNotFoundError,
@@ -93,7 +95,7 @@ def probe_segment(ffprobe: str, path: Path) -> ProbeResult | None:
             [ffprobe, "-v", "error", "-select_streams", "v:0",
              "-show_entries", "format=duration:stream=codec_name,width,height",
              "-of", "default=noprint_wrappers=1", str(path)],
-            capture_output=True, text=True, timeout=30, check=False, start_new_session=True,
+            capture_output=True, text=True, timeout=30, check=False, start_new_session=True, env=child_env(),
         )
     except subprocess.TimeoutExpired:
         return None
@@ -108,13 +110,21 @@ def probe_segment(ffprobe: str, path: Path) -> ProbeResult | None:
 
 
 def check_stream(ffprobe: str, camera_id: str, url: str, timeout_s: float = 8.0) -> None:
-    """Connect once and raise the specific CameraError when the camera refuses (401, 404, unreachable)."""
+    """Connect once and raise the specific CameraError when the camera refuses (401, 404, unreachable).
+
+    Credentials in ``url`` never reach ffprobe's argv: it connects through the process's loopback relay."""
+    _, username, password = split_credentials(url, None, None)
+    route = shared_relay().route(url, None, None) if username or password else None
+    probe_url = route.url if route else url
     try:
         done = subprocess.run(
-            [ffprobe, "-v", "error", *input_args(url, timeout_s=5.0)[:-2], "-i", url],
-            capture_output=True, text=True, timeout=timeout_s, check=False, start_new_session=True,
+            [ffprobe, "-v", "error", *input_args(probe_url, timeout_s=5.0)[:-2], "-i", probe_url],
+            capture_output=True, text=True, timeout=timeout_s, check=False, start_new_session=True, env=child_env(),
         )
     except subprocess.TimeoutExpired:
         raise CameraUnreachableError(f"camera {camera_id}: no answer within {timeout_s:.0f} s") from None
+    finally:
+        if route is not None:
+            route.close()
     if done.returncode != 0:
         raise classify_failure(camera_id, done.stderr.splitlines())

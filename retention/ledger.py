@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 
+from jifang import audit
 from jifang.db import Catalog, leases
 from jifang.db.models import (
     AuditEntry,
@@ -27,10 +28,9 @@ class Ledger:
 
     # audit log (append-only)
 
-    def audit(self, at: datetime, actor: str, action: str, target: str, detail: str = "") -> None:
-        with self.catalog.session() as session:
-            session.add(AuditEntry(at=at, actor=actor, action=action, target=target[:255], detail=detail[:1000]))
-            session.commit()
+    def audit(self, at: datetime, actor: str, action: str, target: str, detail: str = "",
+              grid: str | None = None) -> None:
+        audit.record(self.catalog, at, actor, action, target, grid=grid, detail=detail)
 
     def audit_entries(self, action: str | None = None) -> list[AuditEntry]:
         with self.catalog.session() as session:

@@ -155,7 +155,7 @@ class RetentionService:
                 continue
             self.ledger.mark_deleted(row.key, now)
             self.ledger.audit(now, SYSTEM, "delete", row.key,
-                              f"expired: tier {camera.tier} floor + {maximum} months passed")
+                              f"expired: tier {camera.tier} floor + {maximum} months passed", grid=row.grid)
             result.deleted += 1
 
     # reconciliation: catalog versus store, per camera and day
@@ -192,7 +192,7 @@ class RetentionService:
             raise ConfigError("--to must be after --from")
         if not reason.strip():
             raise ConfigError("a legal hold needs a --reason")
-        self.cameras(camera=camera_id)
+        grid = self.cameras(camera=camera_id)[0].grid
         now = self.clock()
         hold = self.ledger.add_hold(camera_id, start, end, reason, actor, now)
         rows = self.ledger.segments_in(camera_id, start, end)
@@ -201,7 +201,8 @@ class RetentionService:
                 self.store.set_legal_hold(MediaKind.VIDEO, row.key, True)
         self.ledger.set_held(camera_id, start, end, True)
         self.ledger.audit(now, actor, "hold", f"camera {camera_id}",
-                          f"hold {hold.id} {start.isoformat()}..{end.isoformat()} ({len(rows)} segments): {reason}")
+                          f"hold {hold.id} {start.isoformat()}..{end.isoformat()} ({len(rows)} segments): {reason}",
+                          grid=grid)
         return hold
 
     def release(self, hold_id: int, actor: str) -> LegalHold:
@@ -219,7 +220,8 @@ class RetentionService:
             self.ledger.set_held(hold.camera_id, row.start_at, row.end_at, False)
             released += 1
         self.ledger.audit(now, actor, "release", f"camera {hold.camera_id}",
-                          f"hold {hold_id} released ({released} segments)")
+                          f"hold {hold_id} released ({released} segments)",
+                          grid=next((c.grid for c in self.settings.cameras if c.id == hold.camera_id), None))
         return hold
 
     # coverage audit

@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 from jifang.dashboard import cameras, live
 from jifang.dashboard.access import camera_access
 from jifang.dashboard.audit import record
-from jifang.dashboard.security import require
+from jifang.dashboard.security import require, same_origin
 from jifang.dashboard.state import client_ip, state_of
 from jifang.dashboard.templating import page
 from jifang.dashboard.users import Principal
@@ -63,6 +63,7 @@ def api_cameras(request: Request, principal: Annotated[Principal, Depends(requir
 
 
 @router.get("/api/cameras/{camera_id}/snapshot.jpg", tags=["cameras"], response_class=Response,
+            dependencies=[Depends(same_origin)],
             responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "no recent frame"}})
 def api_snapshot(request: Request,
                  scoped: Annotated[tuple[Principal, CameraRow], Depends(camera_access(*EVERYONE))]) -> Response:
@@ -76,7 +77,7 @@ def api_snapshot(request: Request,
         raise HTTPException(404, str(exc)) from None
     if live.should_audit(state, principal.user_id, row.id):
         record(request, principal, "view_live", f"camera {row.id}", purpose="live view",
-               detail=f"segment {shot.segment_id}")
+               detail=f"segment {shot.segment_id}", grid=row.grid)
         state.metrics.footage.labels("live").inc()
     return Response(shot.jpeg, media_type="image/jpeg",
                     headers={"cache-control": "private, no-store", "x-frame-time": shot.taken_at.isoformat()})
@@ -111,7 +112,7 @@ def api_camera(scoped: Annotated[tuple[Principal, CameraRow], Depends(camera_acc
 def _register(request: Request, principal: Principal, body: CameraIn) -> CameraRow:
     row = cameras.register(state_of(request), principal, cameras.Registration(**body.model_dump()))
     record(request, principal, "camera_add", f"camera {row.id}",
-           detail=f"grid {row.grid}; tier {row.tier}; onvif {row.onvif_endpoint}")
+           detail=f"tier {row.tier}; onvif {row.onvif_endpoint}", grid=row.grid)
     return row
 
 

@@ -8,9 +8,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 from jifang.dashboard import footage
-from jifang.dashboard.access import camera_access, incident_access
+from jifang.dashboard.access import MAX_ID, camera_access, incident_access
 from jifang.dashboard.audit import record
-from jifang.dashboard.security import current_principal, in_scope
+from jifang.dashboard.security import current_principal, in_scope, same_origin
 from jifang.dashboard.state import AppState, state_of
 from jifang.dashboard.templating import page
 from jifang.dashboard.users import Principal
@@ -36,7 +36,7 @@ def _grant(request: Request, principal: Principal, camera: CameraRow, body: Foot
     footage.check_range(start, end, body.purpose)
     rows = footage.segments(state, camera.id, start, end)
     record(request, principal, "view_video", f"camera {camera.id}", purpose=body.purpose.strip(),
-           detail=f"{start.isoformat()}..{end.isoformat()} ({len(rows)} segments)")
+           detail=f"{start.isoformat()}..{end.isoformat()} ({len(rows)} segments)", grid=camera.grid)
     state.metrics.footage.labels("video").inc()
     token = footage.issue(state, principal, camera.id, start, end)
     return {"camera": camera.id, "start": start.isoformat(), "end": end.isoformat(),
@@ -102,7 +102,7 @@ PRIVATE = {"cache-control": "private, no-store"}
 
 @router.get("/api/footage/grants/{grant}/segments/{segment_id}", tags=["footage"],
             response_class=Response, responses={200: {"content": {"video/mp4": {}}}})
-def segment(*, request: Request, grant: str = Path(..., max_length=400), segment_id: int = Path(..., ge=1),
+def segment(*, request: Request, grant: str = Path(..., max_length=400), segment_id: int = Path(..., ge=1, le=MAX_ID),
             principal: Annotated[Principal, Depends(current_principal)]) -> Response:
     return Response(_segment_bytes(request, principal, grant, segment_id), media_type="video/mp4", headers=PRIVATE)
 
@@ -130,7 +130,7 @@ def _part(request: Request, principal: Principal, grant: str, segment_id: int, w
 
 @router.get("/api/footage/grants/{grant}/segments/{segment_id}/init.mp4", tags=["footage"],
             response_class=Response, responses={200: {"content": {"video/mp4": {}}}})
-def hls_init(*, request: Request, grant: str = Path(..., max_length=400), segment_id: int = Path(..., ge=1),
+def hls_init(*, request: Request, grant: str = Path(..., max_length=400), segment_id: int = Path(..., ge=1, le=MAX_ID),
              principal: Annotated[Principal, Depends(current_principal)]) -> Response:
     """The segment's initialisation part (ftyp + moov): the playlist's EXT-X-MAP."""
     return Response(_part(request, principal, grant, segment_id, 0), media_type="video/mp4", headers=PRIVATE)
@@ -138,14 +138,14 @@ def hls_init(*, request: Request, grant: str = Path(..., max_length=400), segmen
 
 @router.get("/api/footage/grants/{grant}/segments/{segment_id}/media.m4s", tags=["footage"],
             response_class=Response, responses={200: {"content": {"video/iso.segment": {}}}})
-def hls_media(*, request: Request, grant: str = Path(..., max_length=400), segment_id: int = Path(..., ge=1),
+def hls_media(*, request: Request, grant: str = Path(..., max_length=400), segment_id: int = Path(..., ge=1, le=MAX_ID),
               principal: Annotated[Principal, Depends(current_principal)]) -> Response:
     """The segment's media part (moof/mdat fragments)."""
     return Response(_part(request, principal, grant, segment_id, 1), media_type="video/iso.segment",
                     headers=PRIVATE)
 
 
-@router.get("/api/incidents/{incident_id}/images/{which}", tags=["footage"],
+@router.get("/api/incidents/{incident_id}/images/{which}", tags=["footage"], dependencies=[Depends(same_origin)],
             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
 def evidence_image(request: Request, which: Literal["crop", "frame"],
                    scoped: Annotated[tuple[Principal, IncidentRow], Depends(incident_access(*VIEWERS))]) -> Response:
@@ -157,7 +157,7 @@ def evidence_image(request: Request, which: Literal["crop", "frame"],
         key = ""
     if not footage.valid_image_key(key, row.camera_id):
         raise HTTPException(404, "no such evidence image")
-    record(request, principal, "view_image", key, purpose=f"incident {row.id} handling")
+    record(request, principal, "view_image", key, purpose=f"incident {row.id} handling", grid=row.grid)
     state.metrics.footage.labels("image").inc()
     try:
         data = state.store.read(MediaKind.IMAGE, key)

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from jifang.dashboard import compliance, timeline
 from jifang.dashboard.access import CAMERA_ID
 from jifang.dashboard.audit import record
-from jifang.dashboard.security import require
+from jifang.dashboard.security import require, same_origin
 from jifang.dashboard.state import state_of
 from jifang.dashboard.templating import page
 from jifang.dashboard.users import Principal
@@ -63,7 +63,7 @@ def point_page(request: Request, principal: Annotated[Principal, Depends(require
                 max_days=timeline.MAX_DAYS)
 
 
-@router.get("/retention/report", include_in_schema=False)
+@router.get("/retention/report", include_in_schema=False, dependencies=[Depends(same_origin)])
 def printable_report(request: Request, principal: Annotated[Principal, Depends(require(*AUDITORS))]) -> Response:
     """The retention issue's printable HTML report, for the points of the user's scope (an audited export)."""
     state = state_of(request)

@@ -11,7 +11,7 @@ from jifang.dashboard.i18n import pick, translator
 from jifang.dashboard.security import LOGIN_CSRF_COOKIE, SESSION_COOKIE, current_principal, new_login_csrf
 from jifang.dashboard.state import client_ip, state_of
 from jifang.dashboard.templating import page
-from jifang.dashboard.users import Principal
+from jifang.dashboard.users import LoginBusy, Principal
 
 router = APIRouter()
 
@@ -41,10 +41,14 @@ def login(request: Request, username: str = Form(..., max_length=64), password: 
     state = state_of(request)
     ip, now = client_ip(request), state.now()
     t = translator(pick(request))
-    if state.users.throttled(username, ip, now):
+    if not state.users.take_login_slot(username, ip, now):
         state.metrics.logins.labels("throttled").inc()
         return login_page(request, t("login_throttled"), 429, next)
-    user = state.users.authenticate(username, password, ip, now)
+    try:
+        user = state.users.authenticate(username, password, ip, now)
+    except LoginBusy:
+        state.metrics.logins.labels("busy").inc()
+        return login_page(request, t("login_throttled"), 503, next)
     if user is None:
         state.metrics.logins.labels("failed").inc()
         return login_page(request, t("login_failed"), 401, next)

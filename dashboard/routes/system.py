@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -45,4 +46,9 @@ def healthz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", tags=["system"])
 def metrics(request: Request) -> Response:
+    token = state_of(request).options.metrics_token
+    if token:  # the counters (logins, footage views) are not for everyone who can reach the port
+        sent = request.headers.get("authorization", "")
+        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+            return Response("bearer token required\n", status_code=401, headers={"www-authenticate": "Bearer"})
     return Response(generate_latest(state_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -118,6 +118,11 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(32))
     target: Mapped[str] = mapped_column(String(255))
     detail: Mapped[str] = mapped_column(String(1000), default="")
+    grid: Mapped[str | None] = mapped_column(String(32), nullable=True)  # the object's grid: who may read it
+    purpose: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    source_ip: Mapped[str] = mapped_column(String(64), default="", server_default="")
+
+    __table_args__ = (Index("ix_audit_log_grid_id", "grid", "id"),)
 
 
 class LegalHold(Base):
@@ -400,6 +405,18 @@ class UserSessionRow(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ip: Mapped[str] = mapped_column(String(64), default="")
+
+
+class LoginLimitRow(Base):
+    """Failed-login counter of one key (user name + address, or address) in its current window. A login takes a
+    slot with one conditional UPDATE before the password is checked, so concurrent attempts (in any process)
+    cannot overrun the limit."""
+
+    __tablename__ = "login_limits"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    failures: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class LoginAttemptRow(Base):

@@ -37,6 +37,7 @@ class SimCamera:
     bitrate_kbps: int = 1000
     user: str | None = None
     password: str | None = None
+    auth: str = "basic"  # or "digest", like most IP cameras
     onvif_port: int | None = None  # also speak ONVIF on this HTTP port (0: any free port)
     discovery_port: int | None = None  # and answer WS-Discovery probes (unicast) on this UDP port
     clock_offset_seconds: float = 0.0  # the simulated camera's clock error
@@ -53,7 +54,7 @@ class SimCamera:
         else:
             command += ["--pattern", self.pattern]
         if self.user:
-            command += ["--user", self.user, "--password-env", PASSWORD_ENV]
+            command += ["--user", self.user, "--password-env", PASSWORD_ENV, "--auth", self.auth]
         return command
 
     def start(self, timeout: float = 20.0) -> str:

@@ -15,7 +15,8 @@ import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+gi.require_version("GstRtsp", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 
 def encoder_tail(bitrate_kbps: int, fps: int) -> str:
@@ -78,6 +79,8 @@ def main() -> int:
     parser.add_argument("--bitrate", type=int, default=1000, help="kbit/s")
     parser.add_argument("--user")
     parser.add_argument("--password-env", help="environment variable holding the password")
+    parser.add_argument("--auth", choices=["basic", "digest"], default="basic",
+                        help="RTSP authentication scheme (most IP cameras use digest)")
     args = parser.parse_args()
 
     Gst.init(None)
@@ -112,7 +115,11 @@ def main() -> int:
         auth = GstRtspServer.RTSPAuth()
         token = GstRtspServer.RTSPToken()
         token.set_string("media.factory.role", "viewer")
-        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, password), token)
+        if args.auth == "digest":
+            auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+            auth.add_digest(args.user, password, token)
+        else:
+            auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, password), token)
         server.set_auth(auth)
         factory.add_role_from_structure(
             Gst.Structure.from_string(

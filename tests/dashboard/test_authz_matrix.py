@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from jifang.dashboard.footage import session_tag
 from jifang.dashboard.state import state_of
 from starlette.routing import Mount, Route
 
@@ -103,12 +104,13 @@ def test_every_route_has_an_expectation(app) -> None:  # type: ignore[no-untyped
     assert set(EXPECTED) - routes == set(), "expectations for routes that do not exist"
 
 
-def concrete(world: World, app, role: str, path: str, inside: bool) -> str:  # type: ignore[no-untyped-def]
+def concrete(world: World, app, role: str, path: str, inside: bool,  # type: ignore[no-untyped-def]
+             csrf: str = "") -> str:
     grid, camera = (GRID_A, CAMERA_A) if inside else (GRID_B, CAMERA_B)
     state = state_of_app(app)
     user_id = {u.username: u.id for u in state.users.list()}.get(role, 1)
     grant = state.signer.dumps([user_id, camera, NOW.replace(year=NOW.year - 1).isoformat(),
-                                NOW.replace(year=NOW.year + 1).isoformat()])
+                                NOW.replace(year=NOW.year + 1).isoformat(), session_tag(csrf)])
     return (path.replace("{camera_id}", camera).replace("{incident_id}", str(world.incidents[grid]))
             .replace("{which}", "crop").replace("{grant}", grant)
             .replace("{segment_id}", str(world.segments[camera])))
@@ -144,7 +146,7 @@ def test_authorisation_matrix(world: World, app, role: str) -> None:  # type: ig
     failures = []
     for (method, path), expect in sorted(EXPECTED.items()):
         for inside in (True, False) if "{" in path else (True,):
-            url = concrete(world, app, role, path, inside)
+            url = concrete(world, app, role, path, inside, token)
             response = client.request(method, url, headers={"x-csrf-token": token}, follow_redirects=False)
             want = expected_status(expect, role, path, method, inside)
             if response.status_code != want:
@@ -155,3 +157,31 @@ def test_authorisation_matrix(world: World, app, role: str) -> None:  # type: ig
             if path == "/login" and role == "anon":
                 token = login_csrf(client)
     assert failures == []
+
+
+# the audit log by scope: each entry is readable by whoever may see the object it is about
+
+AUDIT_READERS = {"admin": {GRID_A, GRID_B, None}, "sup": {GRID_A}}
+
+
+def test_audit_log_is_scoped_by_the_grid_of_its_object(world: World, app) -> None:  # type: ignore[no-untyped-def]
+    from jifang import audit
+
+    state = state_of_app(app)
+    for grid in (GRID_A, GRID_B, None):
+        audit.record(state.catalog, NOW, "someone", "view_video", f"camera in {grid}", grid=grid,
+                     purpose=f"purpose for {grid}", source_ip="10.0.0.9")
+    for role in ("anon", *ROLES):
+        client = TestClient(app)
+        if role != "anon":
+            login(client, role)
+        response = client.get("/api/audit", params={"action": "view_video"}, follow_redirects=False)
+        if role not in AUDIT_READERS:
+            assert response.status_code == (401 if role == "anon" else 403), role
+            continue
+        assert response.status_code == 200
+        assert {e["grid"] for e in response.json()} == AUDIT_READERS[role], role
+        everything = client.get("/api/audit", params={"limit": 1000}).json()
+        assert all(e["grid"] in AUDIT_READERS[role] for e in everything), role  # logins, user admin: admins only
+        page = client.get("/audit").text
+        assert ("purpose for " + GRID_B in page) == (role == "admin"), role

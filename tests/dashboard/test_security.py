@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -124,5 +125,7 @@ def test_every_footage_view_is_audited(client: TestClient, world: World) -> None
     client.post("/logout", data={"csrf_token": client.get("/api/session").json()["csrf_token"]})
     login(client, "admin")
     entries = client.get("/api/audit?action=view_image").json()
-    assert entries and entries[0]["actor"] == "worker" and "purpose" in entries[0]["detail"]
-    assert "from testclient" in entries[0]["detail"]
+    assert entries and entries[0]["actor"] == "worker" and entries[0]["purpose"] == f"incident {incident} handling"
+    assert entries[0]["grid"] == GRID_A
+    # the source is validated before it is logged: the test client's "testclient" is no IP address
+    assert entries[0]["source_ip"] == "" and "testclient" not in json.dumps(entries[0])
