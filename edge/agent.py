@@ -21,7 +21,7 @@ from jifang.recorder import CameraRecorder, RecorderMetrics, SegmentSink, Spool,
 from prometheus_client import start_http_server
 
 from jifang.config import CameraConfig, Settings
-from jifang.db import Catalog
+from jifang.db import Catalog, custody
 from jifang.errors import (
     CameraStreamNotFoundError,
     CameraUnauthorizedError,
@@ -103,6 +103,7 @@ class EdgeAgent:
             return
         recorder = self._make_recorder(camera_id)
         self.recorders[camera_id] = recorder
+        self._custody(custody.begin, camera_id)
         recorder.start()
         if self._eligible[camera_id].recognize:
             self._start_recognition(camera_id)
@@ -115,6 +116,15 @@ class EdgeAgent:
         if recorder is not None:
             recorder.request_stop()
             recorder.join(30)
+            self._custody(custody.end, camera_id)
+
+    def _custody(self, write: Callable[..., None], camera_id: str | None) -> None:
+        """Write the custody evidence the retention audit reads (agent_offline, handover); recording goes on even
+        when the catalog cannot take it."""
+        try:
+            write(self.catalog, self.agent_id, camera_id, self.clock())
+        except Exception:
+            log.exception("could not write the custody row of camera %s", camera_id)
 
     def _start_recognition(self, camera_id: str) -> None:
         """Plate and face recognition on the camera's sub-stream (models loaded once, on first use)."""
@@ -246,6 +256,8 @@ class EdgeAgent:
     def start(self) -> None:
         assert self.uploader is not None
         self.uploader.start()
+        self._custody(lambda catalog, agent, _camera, _at: custody.close_lapsed(catalog, agent), None)
+        self._custody(custody.begin, custody.AGENT)
         lease_seconds = self.settings.recorder.lease_seconds
         if lease_seconds is None:
             for camera_id in self._eligible:
@@ -264,7 +276,11 @@ class EdgeAgent:
 
     def run(self, stop: threading.Event) -> None:
         self.start()
-        while not stop.wait(5):
+        while not stop.wait(custody.HEARTBEAT_SECONDS):
+            try:
+                custody.beat(self.catalog, self.agent_id, self.clock())
+            except Exception:
+                log.exception("could not renew the custody heartbeat")
             if self.uploader is not None:
                 self.uploader.refresh_gauges()
         self.shutdown()
@@ -285,6 +301,7 @@ class EdgeAgent:
         for recorder in recorders:
             recorder.join(30)
         self.recorders.clear()
+        self._custody(custody.end, None)
         left = self.uploader.stop(drain_seconds) if self.uploader else 0
         if left:
             log.warning("%d segments stay in the spool and upload at the next start", left)

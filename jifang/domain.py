@@ -129,9 +129,17 @@ class Segment:
 
 
 class GapCause(enum.StrEnum):
-    CAMERA_OFFLINE = "camera_offline"
+    """Why an interval of a point's required window holds no usable video. Each cause comes from evidence written
+    at the time (recorder events, the agents' custody rows, the retention jobs' findings); the verdict rule that
+    turns them into compliance lives in ``jifang.retention.coverage``."""
+
+    CAMERA_OFFLINE = "camera_offline"  # the recorder could not reach the camera (reason in the detail)
+    AGENT_OFFLINE = "agent_offline"  # no edge agent held the camera (custody rows show when one stopped/started)
+    HANDOVER = "handover"  # the camera's lease moved from one fleet agent to another
+    STORE_UNAVAILABLE = "store_unavailable"  # the recorder could not write (spool or store unavailable)
+    CLOCK_STEP = "clock_step"  # the agent's clock stepped; recorded times jump
     UPLOAD_FAILED = "upload_failed"
     OBJECT_MISSING = "object_missing"
     LOCK_TOO_SHORT = "lock_too_short"
-    NOT_RECORDED = "not_recorded"
-    BEFORE_REGISTRATION = "before_registration"
+    NOT_RECORDED = "not_recorded"  # nothing explains it
+    BEFORE_REGISTRATION = "before_registration"  # legacy rows only: before registration is outside the window
