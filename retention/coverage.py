@@ -181,9 +181,10 @@ def _transition_cause(piece: Interval, custody: list[Custody], agents: list[Cust
     """The cause of a hole ``piece`` at a custody transition: ``handover`` when the camera went from one agent to
     another agent that was already running, ``agent_offline`` otherwise."""
     start, end = piece
-    before = [c for c in custody if c.end <= end + allowance]
-    after = [c for c in custody if c.start >= start - allowance]
+    # the custody that held the camera before the hole and ended in it, and the one that began in it
+    before = [c for c in custody if c.start < start and c.end <= end + allowance]
     prior = max(before, key=lambda c: c.end, default=None)
+    after = [c for c in custody if c.start >= start - allowance and c is not prior]
     following = min(after, key=lambda c: c.start, default=None)
     if prior is not None and following is not None and prior.agent != following.agent and any(
             c.agent == following.agent and c.start < prior.end for c in [*custody, *agents]):
