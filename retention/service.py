@@ -285,7 +285,8 @@ class RetentionService:
             return []
         tz, settle = self.tz, self.settle
         end = now - timedelta(seconds=settle)
-        floors = {p.id: window_start(now, p.tier, tz=tz) for p in points}
+        by_tier = {tier: window_start(now, tier, tz=tz) for tier in {p.tier for p in points}}
+        floors = {p.id: by_tier[p.tier] for p in points}
         earliest = min(floors.values())
         ids = [p.id for p in points]
         spans = self.ledger.spans_by_camera(ids, earliest, now)
