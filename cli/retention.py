@@ -12,6 +12,7 @@ from pathlib import Path
 from jifang.cli.common import EXIT_FINDING, EXIT_OK, moment, open_catalog, with_config
 from jifang.retention.service import RetentionService
 
+from jifang.config import load_settings
 from jifang.errors import ConfigError, JifangError
 from jifang.registry import open_registry
 from jifang.store import connect_store
@@ -85,12 +86,13 @@ def cmd_retention_forecast(args: argparse.Namespace) -> int:
 
     from jifang.retention.forecast import by_tier, forecast
 
+    kind = load_settings(args.config).storage.kind  # before connecting: a missing flag is the first thing to say
+    if args.capacity is None and kind != "filesystem":
+        raise ConfigError(f"--capacity is required with {kind} storage (jifang cannot read the capacity of an "
+                          "object store)")
     service = _retention(args)
     capacity = args.capacity
     if capacity is None:
-        if service.settings.storage.kind != "filesystem":
-            raise ConfigError(f"--capacity is required with {service.settings.storage.kind} storage "
-                              "(jifang cannot read the capacity of an object store)")
         capacity = shutil.disk_usage(service.settings.storage.path).total
     points = forecast(service.settings, service.ledger, datetime.now(UTC), store=service.store)
     totals = by_tier(points)

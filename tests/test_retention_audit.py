@@ -389,3 +389,17 @@ def test_months_follow_the_site_time_zone_across_dst(tmp_path: Path) -> None:
     assert stored.retain_until == datetime(2026, 9, 22, tzinfo=ZoneInfo("Europe/Berlin"))
     assert stored.retain_until == retain_until(sample.end_at, "key", MediaKind.VIDEO, "Europe/Berlin")
     catalog.dispose()
+
+
+def test_forecast_requires_capacity_for_an_object_store(tmp_path: Path) -> None:
+    """The help says --capacity is required for MinIO: it is, before anything is connected."""
+    config = tmp_path / "jifang.yaml"
+    config.write_text(yaml.safe_dump({
+        "version": 1, "database": {"url": f"sqlite:///{tmp_path / 'j.db'}"},
+        "storage": {"kind": "minio", "minio": {"endpoint": "127.0.0.1:9", "secure": False}},
+        "grids": [{"code": GRID, "name": "g"}], "cameras": []}))
+    done = subprocess.run([sys.executable, "-m", "jifang.cli", "retention", "forecast", "--config", str(config)],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        "jifang: error: --capacity is required with minio storage (jifang cannot read the capacity of an object "
+        "store)")
