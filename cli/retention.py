@@ -12,7 +12,8 @@ from pathlib import Path
 from jifang.cli.common import EXIT_FINDING, EXIT_OK, moment, open_catalog, with_config
 from jifang.retention.service import RetentionService
 
-from jifang.errors import JifangError
+from jifang.config import load_settings
+from jifang.errors import ConfigError, JifangError
 from jifang.registry import open_registry
 from jifang.store import connect_store
 from jifang.supervision import stop_on_signals
@@ -85,25 +86,32 @@ def cmd_retention_forecast(args: argparse.Namespace) -> int:
 
     from jifang.retention.forecast import by_tier, forecast
 
+    kind = load_settings(args.config).storage.kind  # before connecting: a missing flag is the first thing to say
+    if args.capacity is None and kind != "filesystem":
+        raise ConfigError(f"--capacity is required with {kind} storage (jifang cannot read the capacity of an "
+                          "object store)")
     service = _retention(args)
-    points = forecast(service.settings, service.ledger, datetime.now(UTC))
+    capacity = args.capacity
+    if capacity is None:
+        capacity = shutil.disk_usage(service.settings.storage.path).total
+    points = forecast(service.settings, service.ledger, datetime.now(UTC), store=service.store)
     totals = by_tier(points)
     needed = sum(totals.values())
-    capacity = args.capacity
-    if capacity is None and service.settings.storage.kind == "filesystem":
-        capacity = shutil.disk_usage(service.settings.storage.path).total
     gib = 1024**3
     if args.json:
-        print(json.dumps({"points": [p.__dict__ for p in points], "by_tier_bytes": totals, "needed_bytes": needed,
-                          "capacity_bytes": capacity}, indent=2))
+        print(json.dumps({"points": [{**p.__dict__, "total_bytes": p.total_bytes} for p in points],
+                          "by_tier_bytes": totals, "needed_bytes": needed, "capacity_bytes": capacity}, indent=2))
     else:
         for p in points:
             rate = f"{p.bitrate_bps / 1000:.0f} kbit/s" if p.bitrate_bps else "no data (4 Mbit/s assumed)"
-            print(f"{p.camera}\t{p.tier}\t{rate}\t{p.floor_seconds / 86400:.0f} d\t{p.bytes_needed / gib:.1f} GiB")
+            print(f"{p.camera}\t{p.tier}\tvideo {rate} x {p.floor_seconds / 86400:.0f} d = "
+                  f"{p.bytes_needed / gib:.1f} GiB"
+                  f"\timages {p.image_bytes_per_day / 1024**2:.1f} MiB/d x {p.image_floor_seconds / 86400:.0f} d = "
+                  f"{p.image_bytes_needed / gib:.1f} GiB")
         for tier, total in sorted(totals.items()):
             print(f"tier {tier}: {total / gib:.1f} GiB")
-        print(f"needed {needed / gib:.1f} GiB" + (f" of {capacity / gib:.1f} GiB capacity" if capacity else ""))
-    if capacity is not None and needed > capacity:
+        print(f"needed {needed / gib:.1f} GiB of {capacity / gib:.1f} GiB capacity")
+    if needed > capacity:
         print(f"warning: the floors need {needed / gib:.1f} GiB but the store has {capacity / gib:.1f} GiB",
               file=sys.stderr)
         return EXIT_FINDING

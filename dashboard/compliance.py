@@ -149,7 +149,8 @@ def document(state: AppState, principal: Principal) -> bytes:
         hit = cache.documents.get(key)
     if hit is not None:
         return hit
-    data = json.dumps(to_data([a for a in snap.audits if _in(grids, a.grid)], snap.at), ensure_ascii=False,
+    data = json.dumps(to_data([a for a in snap.audits if _in(grids, a.grid)], snap.at,
+                              scoped_settings(snap.settings, grids)), ensure_ascii=False,
                       separators=(",", ":")).encode()
     with cache.lock:
         if cache.snapshot is not None and cache.snapshot.generation == snap.generation and len(cache.documents) < 512:

@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from starlette.requests import Request
 
+from jifang.domain import GAP_CAUSE_NAMES
+
 LANGS = ("zh", "en")
 LANG_COOKIE = "lang"
 
@@ -72,6 +74,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "coverage": ("覆盖率", "Coverage"),
     "gaps": ("缺失时段", "Gaps"),
     "cause": ("原因", "Cause"),
+    "compliant_so_far": ("目前合规，窗口未满", "compliant so far"),
+    "window_complete_on": ("窗口完整于", "window complete on"),
     "lock_margin": ("锁定余量", "Lock margin"),
     "printable_report": ("打印审计报告", "Printable audit report"),
     "legal_holds": ("证据锁定", "Legal holds"),
@@ -125,14 +129,7 @@ ENUMS: dict[str, dict[str, tuple[str, str]]] = {
         "unreachable": ("无法连接", "unreachable"),
         "clock_skew": ("时钟偏差", "clock skew"),
     },
-    "cause": {  # jifang.domain.GapCause
-        "camera_offline": ("摄像机离线", "camera offline"),
-        "upload_failed": ("上传失败", "upload failed"),
-        "object_missing": ("存储对象缺失", "object missing"),
-        "lock_too_short": ("锁定期不足", "lock too short"),
-        "not_recorded": ("未录像", "not recorded"),
-        "before_registration": ("登记之前", "before registration"),
-    },
+    "cause": {str(cause): names for cause, names in GAP_CAUSE_NAMES.items()},  # jifang.domain.GapCause
     "role": {  # jifang.dashboard.options.ROLES
         "admin": ("管理员", "administrator"),
         "technician": ("技术员", "technician"),

@@ -31,7 +31,7 @@ from jifang.recorder.ffmpeg import url_with_credentials
 from prometheus_client import start_http_server
 
 from jifang.config import CameraConfig, Settings
-from jifang.db import Catalog
+from jifang.db import Catalog, custody
 from jifang.domain import GapCause, video_key
 from jifang.errors import (
     CameraStreamNotFoundError,
@@ -233,6 +233,7 @@ class EdgeAgent:
                 return
             recorder = self._make_recorder(camera_id)
             self.recorders[camera_id] = recorder
+            self._custody(custody.begin, camera_id)
             recorder.start()
             if self._eligible[camera_id].recognize:
                 self._start_recognition(camera_id)
@@ -246,6 +247,15 @@ class EdgeAgent:
             if recorder is not None:
                 recorder.request_stop()
                 recorder.join(30)
+                self._custody(custody.end, camera_id)
+
+    def _custody(self, write: Callable[..., None], camera_id: str | None) -> None:
+        """Write the custody evidence the retention audit reads (agent_offline, handover); recording goes on even
+        when the catalog cannot take it."""
+        try:
+            write(self.catalog, self.agent_id, camera_id, self.clock())
+        except Exception as exc:  # the database may be down: the spool keeps the video, the next beat retries
+            log.warning("could not write the custody row of camera %s: %s", camera_id, type(exc).__name__)
 
     def _start_recognition(self, camera_id: str) -> None:
         """Plate and face recognition on the camera's sub-stream (models loaded once, on first use)."""
@@ -482,6 +492,8 @@ class EdgeAgent:
             threading.Thread(target=self._migrate_when_reachable, name="catalog-migrate", daemon=True).start()
         self.uploader.start()
         self.evidence.start()
+        self._custody(lambda catalog, agent, _camera, _at: custody.close_lapsed(catalog, agent), None)
+        self._custody(custody.begin, custody.AGENT)
         lease_seconds = self.settings.recorder.lease_seconds
         if lease_seconds is None:
             for camera_id in self._eligible:
@@ -498,13 +510,20 @@ class EdgeAgent:
 
     def run(self, stop: threading.Event) -> None:
         self.start()
-        gauges_due = 0.0
+        gauges_due = heartbeat_due = 0.0
         while not stop.wait(self.registry_poll_seconds):
             try:
                 self.watch_registry()
                 self._apply_pending_holds()
             except Exception:  # the catalog may be briefly unreachable: recording goes on, the next poll retries
                 log.exception("could not apply registry changes")
+            heartbeat_due += self.registry_poll_seconds
+            if heartbeat_due >= custody.HEARTBEAT_SECONDS:
+                heartbeat_due = 0.0
+                try:
+                    custody.beat(self.catalog, self.agent_id, self.clock())
+                except Exception as exc:
+                    log.warning("could not renew the custody heartbeat: %s", type(exc).__name__)
             gauges_due += self.registry_poll_seconds
             if self.uploader is not None and gauges_due >= 5:
                 gauges_due = 0.0
@@ -530,6 +549,7 @@ class EdgeAgent:
         for recorder in recorders:
             recorder.join(30)
         self.recorders.clear()
+        self._custody(custody.end, None)
         left = self.uploader.stop(drain_seconds) if self.uploader else 0
         if left:
             log.warning("%d segments stay in the spool and upload at the next start", left)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from jifang.domain import GridType, camera_id_problem
 from jifang.errors import ConfigError
-from jifang.tiers import Tier
+from jifang.tiers import DEFAULT_TIMEZONE, Tier, zone
 
 CONFIG_VERSION = 1
 SECRET_FIELDS = {"password", "access_key", "secret_key", "env", "file"}
@@ -195,6 +195,13 @@ class TierMaximum(Model):
     general: int | None = Field(None, ge=1, description="months after the floor until deletion (none: keep)")
 
 
+class TierMinimumCoverage(Model):
+    key: float | None = Field(None, ge=0, le=1, description="coverage below this share is a violation (none: off)")
+    important: float | None = Field(None, ge=0, le=1,
+                                    description="coverage below this share is a violation (none: off)")
+    general: float | None = Field(None, ge=0, le=1, description="coverage below this share is a violation (none: off)")
+
+
 class RetentionJobsConfig(Model):
     enforce_seconds: int = Field(3600, ge=10, description="interval of lock verification and expiry")
     reconcile_seconds: int = Field(86400, ge=10, description="interval of catalog/store reconciliation")
@@ -205,6 +212,12 @@ class RetentionConfig(Model):
     max_months: TierMaximum = Field(default_factory=TierMaximum,
                                     description="optional maximum per tier: delete once floor + N months passed")
     upload_grace_minutes: int = Field(60, ge=1, description="a segment not uploaded after this is upload_failed")
+    settle_seconds: int | None = Field(
+        None, ge=0, description="the audit window ends this long before now: the segment being recorded and its "
+        "cataloguing (none: one segment plus max(one segment, 10 s))")
+    min_coverage: TierMinimumCoverage = Field(
+        default_factory=TierMinimumCoverage,
+        description="optional per-tier minimum coverage; explained outages below it make a point non-compliant")
     verify_batch: int = Field(5000, ge=1, description="objects whose lock is read back per enforce pass")
     lease_seconds: int = Field(30, ge=5, description="scheduler leadership lease; a dead leader is replaced "
                                "within one lease period")
@@ -264,6 +277,8 @@ class MetricsConfig(Model):
 class Settings(Model):
     version: Literal[1] = Field(CONFIG_VERSION, description="configuration format version")
     site: str = Field("default", description="name of this edge site")
+    timezone: str = Field(DEFAULT_TIMEZONE, description="IANA time zone of the site: retention months are its "
+                          "local calendar months, reports show its local time")
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     recorder: RecorderConfig = Field(default_factory=RecorderConfig)
@@ -289,6 +304,15 @@ class Settings(Model):
             if camera.grid not in grid_codes:
                 raise ValueError(f"cameras[{index}].grid: grid {camera.grid!r} is not declared under grids")
         return self
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zone(value)
+        except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Shanghai)") from None
+        return value
 
     def grid_of(self, camera: CameraConfig) -> GridConfig:
         return next(grid for grid in self.grids if grid.code == camera.grid)

@@ -129,15 +129,40 @@ class Segment:
 
 
 class GapCause(enum.StrEnum):
-    CAMERA_OFFLINE = "camera_offline"
+    """Why an interval of a point's required window holds no usable video. Each cause comes from evidence written
+    at the time (recorder events, the agents' custody rows, the retention jobs' findings); the verdict rule that
+    turns them into compliance lives in ``jifang.retention.coverage``."""
+
+    CAMERA_OFFLINE = "camera_offline"  # the recorder could not reach the camera (reason in the detail)
+    AGENT_OFFLINE = "agent_offline"  # no edge agent held the camera (custody rows show when one stopped/started)
+    HANDOVER = "handover"  # the camera's lease moved from one fleet agent to another
+    STORE_UNAVAILABLE = "store_unavailable"  # the recorder could not write (spool or store unavailable)
+    CLOCK_STEP = "clock_step"  # the agent's clock stepped; recorded times jump
     UPLOAD_FAILED = "upload_failed"
     OBJECT_MISSING = "object_missing"
     LOCK_TOO_SHORT = "lock_too_short"
-    NOT_RECORDED = "not_recorded"
-    BEFORE_REGISTRATION = "before_registration"
-    # causes from the recorder's own evidence (issue 14): the fault that stopped video, kept as found
-    STORE_UNAVAILABLE = "store_unavailable"
-    DATABASE_UNAVAILABLE = "database_unavailable"
-    SPOOL_CORRUPT = "spool_corrupt"
-    CLOCK_STEP = "clock_step"
-    DISK_FULL = "disk_full"
+    NOT_RECORDED = "not_recorded"  # nothing explains it
+    BEFORE_REGISTRATION = "before_registration"  # legacy rows only: before registration is outside the window
+    # more causes from the recorder's own evidence (issue 14): the fault that stopped video, kept as found
+    DATABASE_UNAVAILABLE = "database_unavailable"  # the catalog could not be written (video kept in the spool)
+    SPOOL_CORRUPT = "spool_corrupt"  # a spooled file no longer matched its manifest: quarantined, never uploaded
+    DISK_FULL = "disk_full"  # the spool's disk was full
+
+
+# The one place a gap cause is named for people: (Chinese, English). The dashboard and the printed report read it.
+GAP_CAUSE_NAMES: dict[str, tuple[str, str]] = {
+    GapCause.CAMERA_OFFLINE: ("摄像机离线", "camera offline"),
+    GapCause.AGENT_OFFLINE: ("采集代理离线", "no agent recording"),
+    GapCause.HANDOVER: ("代理交接", "lease handover"),
+    GapCause.STORE_UNAVAILABLE: ("存储不可用", "storage unavailable"),
+    GapCause.CLOCK_STEP: ("时钟跳变", "clock step"),
+    GapCause.UPLOAD_FAILED: ("上传失败", "upload failed"),
+    GapCause.OBJECT_MISSING: ("存储对象缺失", "object missing"),
+    GapCause.LOCK_TOO_SHORT: ("锁定期不足", "lock too short"),
+    GapCause.NOT_RECORDED: ("无记录且无原因", "unexplained, not recorded"),
+    GapCause.BEFORE_REGISTRATION: ("登记之前", "before registration"),
+    GapCause.DATABASE_UNAVAILABLE: ("数据库不可用", "database unavailable"),
+    GapCause.SPOOL_CORRUPT: ("缓存文件损坏", "spool file damaged"),
+    GapCause.DISK_FULL: ("磁盘已满", "disk full"),
+}
+

@@ -3,15 +3,20 @@ status, and the segment queries the jobs need. Decisions live in ``policy`` and 
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from jifang.retention.coverage import Custody
 from sqlalchemy import func, select, update
 
 from jifang import audit
-from jifang.db import Catalog, leases
+from jifang.db import Catalog, custody, leases
 from jifang.db.models import (
     AuditEntry,
     CoverageDay,
+    CoverageSpan,
+    CustodyRow,
     GapRow,
     JobRun,
     Lease,
@@ -174,6 +179,58 @@ class Ledger:
                 row.end_at = now
         return rows
 
+    # the audit's reads: every point at once, a constant number of queries, grouped in memory
+
+    @staticmethod
+    def _only(query, column, cameras: Sequence[str] | None):  # type: ignore[no-untyped-def]
+        # a long IN list costs more than filtering in memory (and SQLite caps bound parameters)
+        return query.where(column.in_(list(cameras))) if cameras is not None and len(cameras) <= 500 else query
+
+    def spans_by_camera(self, cameras: Sequence[str] | None, start: datetime,
+                        end: datetime) -> dict[str, list[tuple[datetime, datetime]]]:
+        out: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
+        # Core, not the ORM session: a city's spans are ~10^5 plain tuples, the ORM's row loading doubled the time
+        with self.catalog.engine.connect() as conn:
+            query = select(CoverageSpan.camera_id, CoverageSpan.start_at, CoverageSpan.end_at).where(
+                CoverageSpan.end_at > start, CoverageSpan.start_at < end)
+            for camera_id, s, e in conn.execute(self._only(query, CoverageSpan.camera_id, cameras)).all():
+                out[camera_id].append((s, e))
+        return out
+
+    def gaps_by_camera(self, cameras: Sequence[str] | None, start: datetime, end: datetime,
+                       now: datetime) -> dict[str, list[tuple[datetime, datetime, str, str]]]:
+        """Gap rows overlapping ``start..end``; an outage still open counts up to ``now``."""
+        out: dict[str, list[tuple[datetime, datetime, str, str]]] = defaultdict(list)
+        with self.catalog.engine.connect() as conn:
+            query = select(GapRow.camera_id, GapRow.start_at, GapRow.end_at, GapRow.cause, GapRow.detail).where(
+                GapRow.start_at < end, (GapRow.end_at.is_(None)) | (GapRow.end_at > start))
+            for camera_id, s, e, cause, detail in conn.execute(self._only(query, GapRow.camera_id, cameras)).all():
+                out[camera_id].append((s, e or now, cause, detail or ""))
+        return out
+
+    def custody_by_camera(self, start: datetime, now: datetime) -> dict[str, list[Custody]]:
+        """Custody rows overlapping ``start..now`` by camera (``*``: the agents' own rows). A row still open ends
+        at its last heartbeat plus two heartbeat periods, or now if that is later than now."""
+        lapse = timedelta(seconds=2 * custody.HEARTBEAT_SECONDS)
+        out: dict[str, list[Custody]] = defaultdict(list)
+        with self.catalog.session() as session:
+            query = select(CustodyRow.camera_id, CustodyRow.agent_id, CustodyRow.started_at, CustodyRow.alive_at,
+                           CustodyRow.ended_at).where(CustodyRow.started_at < now,
+                                                      (CustodyRow.ended_at.is_(None)) | (CustodyRow.ended_at > start))
+            for camera_id, agent, started, alive, ended in session.execute(query):
+                if ended is None:
+                    out[camera_id].append(Custody(agent, started, min(now, alive + lapse), False))
+                else:
+                    out[camera_id].append(Custody(agent, started, ended, ended == alive))
+        return out
+
+    def first_video(self, cameras: Sequence[str] | None) -> dict[str, datetime]:
+        """When jifang first saw video from each camera (its registration when none is configured)."""
+        with self.catalog.session() as session:
+            query = select(CoverageSpan.camera_id, func.min(CoverageSpan.start_at)).group_by(CoverageSpan.camera_id)
+            return {camera_id: first for camera_id, first in
+                    session.execute(self._only(query, CoverageSpan.camera_id, cameras)) if first is not None}
+
     # lock status per camera
 
     def set_lock_status(self, camera_id: str, margin: float | None, at: datetime) -> None:
@@ -186,8 +243,22 @@ class Ledger:
             session.commit()
 
     def lock_status(self) -> dict[str, float | None]:
+        return {camera_id: row.min_margin_seconds for camera_id, row in self.lock_rows().items()}
+
+    def lock_rows(self) -> dict[str, LockStatus]:
         with self.catalog.session() as session:
-            return {row.camera_id: row.min_margin_seconds for row in session.scalars(select(LockStatus))}
+            return {row.camera_id: row for row in session.scalars(select(LockStatus))}
+
+    def set_image_status(self, camera_id: str, objects: int, margin: float | None, held: int, deleted_early: int,
+                         at: datetime) -> None:
+        with self.catalog.session() as session:
+            row = session.get(LockStatus, camera_id)
+            if row is None:
+                row = LockStatus(camera_id=camera_id, min_margin_seconds=None, checked_at=at)
+                session.add(row)
+            row.image_objects, row.image_min_margin_seconds, row.image_held = objects, margin, held
+            row.image_deleted_before_floor, row.image_checked_at = deleted_early, at
+            session.commit()
 
     # job runs
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from jifang.retention.coverage import PointAudit
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from jifang.domain import GapCause
+
 
 class RetentionMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -39,8 +41,8 @@ class RetentionMetrics:
             per_cause: dict[str, float] = {}
             for gap in audit.gaps:
                 per_cause[str(gap.cause)] = per_cause.get(str(gap.cause), 0.0) + gap.seconds
-            for cause in ("camera_offline", "upload_failed", "object_missing", "lock_too_short", "not_recorded",
-                          "before_registration"):
-                self.gap_seconds.labels(audit.camera, cause).set(per_cause.get(cause, 0.0))
+            for cause in GapCause:
+                if cause is not GapCause.BEFORE_REGISTRATION:  # outside the window: not applicable
+                    self.gap_seconds.labels(audit.camera, str(cause)).set(per_cause.get(str(cause), 0.0))
             if audit.min_lock_margin_seconds is not None:
                 self.lock_margin.labels(audit.camera).set(audit.min_lock_margin_seconds)

@@ -1,24 +1,83 @@
-"""Compliance reports in four formats: a terminal table, JSON (the documented shape), CSV and a printable
-HTML page with a coverage timeline per point."""
+"""Compliance reports an auditor can sign, in four formats: a terminal table, JSON (the documented shape, with a
+SHA-256 digest of its own content), CSV and a printable HTML page (Chinese first, enums localised, local time of
+the site with its UTC offset, durations as h:m:s, a coverage timeline per point, the verdict rule, the digest)."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
 import io
 import json
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import datetime
 
-from jifang.retention.coverage import PointAudit
+from jifang.retention.coverage import Gap, PointAudit
 
 from jifang.config import Settings
+from jifang.domain import GAP_CAUSE_NAMES
+from jifang.tiers import DEFAULT_TIMEZONE, zone
 
 FORMATS = ("table", "json", "csv", "html")
+STANDARD = "DB3310/T 55-2019 §8.3.2"
+
+TIER_LABELS = {"key": "重点涉恐涉稳点位 (key point)", "important": "重要部位 (important location)",
+               "general": "一般点位 (general)"}
+CAUSE_LABELS = {str(cause): f"{zh} ({en})" for cause, (zh, en) in GAP_CAUSE_NAMES.items()}
+FINDING_LABELS = {
+    "lock_margin": "存储锁定期短于保存期限 (a stored lock is shorter than the floor)",
+    "min_coverage": "覆盖率低于该等级的最低要求 (coverage below the tier minimum)",
+    "image_lock_short": "图片锁定期短于保存期限 (an image lock is shorter than the image floor)",
+    "image_deleted_before_floor": "图片在保存期限前被删除 (images deleted before their floor)",
+}
+RULE = [
+    "要求窗口 = [max(当前时间 − 保存期限, 登记时间), 当前时间 − 结算时间]；登记之前不适用，不计入分母。"
+    " (Required window = [max(now − floor, registered), now − settle]; before registration is not applicable.)",
+    "每个无视频区间都有原因，原因仅来自当时写入的证据（录像端事件、代理值守记录、保存任务的核查结果）。"
+    " (Every interval without video has a cause, from evidence written at the time.)",
+    "违规：无原因的无记录区间、上传失败、对象缺失、锁定期不足、图片早于期限被删除。"
+    " (Violations: unexplained intervals, lost or missing objects, short locks, images deleted before the floor.)",
+    "已说明原因的中断（摄像机离线、代理离线、交接、存储不可用、时钟跳变）不算违规，但降低覆盖率；"
+    "若设置了等级最低覆盖率，低于该值即为违规。"
+    " (Explained outages lower the coverage only; below a configured per-tier minimum coverage they violate.)",
+]
+VERDICTS = {"compliant": "合规 (compliant)", "compliant_so_far": "目前合规，窗口未满 (compliant so far)",
+            "non_compliant": "不合规 (NON-COMPLIANT)"}
+CAUSE_COLOURS = {"camera_offline": "#f0ad4e", "agent_offline": "#f7d26a", "handover": "#9ecae1",
+                 "store_unavailable": "#fdae6b", "clock_step": "#bcbddc", "not_recorded": "#d9534f",
+                 "object_missing": "#8e44ad", "upload_failed": "#c0392b", "lock_too_short": "#e67e22"}
 
 
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def iso(moment: datetime, tz: str = DEFAULT_TIMEZONE) -> str:
+    """ISO 8601 in the site's local time with its offset: 2026-11-27T20:00:00+08:00."""
+    return moment.astimezone(zone(tz)).isoformat(timespec="seconds")
+
+
+def local_text(moment: datetime, tz: str = DEFAULT_TIMEZONE) -> str:
+    local = moment.astimezone(zone(tz))
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M:%S} (UTC{offset[:3]}:{offset[3:]})"
+
+
+def hms(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def verdict_key(audit: PointAudit) -> str:
+    if not audit.compliant:
+        return "non_compliant"
+    return "compliant_so_far" if audit.complete_at is not None else "compliant"
+
+
+def cause_label(cause: str) -> str:
+    return CAUSE_LABELS.get(cause, cause)
+
+
+def finding_label(code: str) -> str:
+    if code.startswith("gap:"):
+        return f"违规区间 (violating intervals): {cause_label(code[4:])}"
+    return FINDING_LABELS.get(code, code)
 
 
 def summary(audits: list[PointAudit]) -> dict:
@@ -40,82 +99,122 @@ def summary(audits: list[PointAudit]) -> dict:
     }
 
 
-def to_data(audits: list[PointAudit], generated_at: datetime) -> dict:
+def gaps_by_cause(audit: PointAudit) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for gap in audit.gaps:
+        out[str(gap.cause)] = round(out.get(str(gap.cause), 0.0) + gap.seconds, 3)
+    return out
+
+
+def _gap(g: Gap, tz: str) -> dict:
+    return {"start": iso(g.start, tz), "end": iso(g.end, tz), "seconds": round(g.seconds, 3), "cause": str(g.cause),
+            "cause_label": cause_label(str(g.cause)), "detail": g.detail, "violation": g.violation}
+
+
+def _point(a: PointAudit, tz: str, names: dict[str, str]) -> dict:
+    optional = (lambda m: None if m is None else iso(m, tz))  # noqa: E731
+    images = None
+    if a.images is not None:
+        images = {"objects": a.images.objects, "min_lock_margin_seconds": a.images.min_lock_margin_seconds,
+                  "held": a.images.held, "deleted_before_floor": a.images.deleted_before_floor,
+                  "checked_at": optional(a.images.checked_at)}
     return {
-        "generated_at": iso(generated_at),
-        "points": [
-            {
-                "camera": a.camera, "grid": a.grid, "tier": a.tier,
-                "window_start": iso(a.window_start), "window_end": iso(a.window_end),
-                "covered_seconds": round(a.covered_seconds, 3), "coverage": round(a.coverage, 6),
-                "gaps": [{"start": iso(g.start), "end": iso(g.end), "cause": str(g.cause),
-                          "violation": g.violation} for g in a.gaps],
-                "min_lock_margin_seconds": a.min_lock_margin_seconds,
-                "compliant": a.compliant,
-            }
-            for a in audits
-        ],
+        "camera": a.camera, "name": names.get(a.camera, ""), "grid": a.grid, "tier": a.tier,
+        "tier_label": TIER_LABELS.get(a.tier, a.tier),
+        "window_start": iso(a.window_start, tz), "window_end": iso(a.window_end, tz),
+        "floor_start": optional(a.floor_start), "registered_at": optional(a.registered_at),
+        "window_complete_at": optional(a.complete_at), "settle_seconds": a.settle_seconds,
+        "required_seconds": round(a.required_seconds, 3), "covered_seconds": round(a.covered_seconds, 3),
+        "coverage": round(a.coverage, 6), "min_coverage": a.min_coverage,
+        "gaps": [_gap(g, tz) for g in a.gaps], "gaps_by_cause": gaps_by_cause(a),
+        "min_lock_margin_seconds": a.min_lock_margin_seconds, "locks_checked_at": optional(a.locks_checked_at),
+        "images": images,
+        "findings": [{"code": f.code, "label": finding_label(f.code), "detail": f.detail} for f in a.findings],
+        "compliant": a.compliant, "verdict": verdict_key(a), "verdict_label": VERDICTS[verdict_key(a)],
+    }
+
+
+def digest(data: dict) -> str:
+    """SHA-256 of the report's canonical JSON (sorted keys, no whitespace) without the digest itself: a printed
+    copy can be matched to the stored one by recomputing it."""
+    body = {k: v for k, v in data.items() if k != "sha256"}
+    canonical = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def to_data(audits: list[PointAudit], generated_at: datetime, settings: Settings | None = None) -> dict:
+    tz = settings.timezone if settings is not None else DEFAULT_TIMEZONE
+    names = {c.id: c.name for c in settings.cameras} if settings is not None else {}
+    data = {
+        "title": "视频图像保存合规审计报告 (retention compliance report)",
+        "standard": STANDARD,
+        "site": settings.site if settings is not None else "",
+        "timezone": tz,
+        "generated_at": iso(generated_at, tz),
+        "rule": RULE,
+        "points": [_point(a, tz, names) for a in audits],
         "summary": summary(audits),
     }
+    data["sha256"] = digest(data)
+    return data
 
 
 def render(audits: list[PointAudit], fmt: str, generated_at: datetime, settings: Settings) -> str:
     if fmt == "json":
-        return json.dumps(to_data(audits, generated_at), ensure_ascii=False, indent=2)
+        return json.dumps(to_data(audits, generated_at, settings), ensure_ascii=False, indent=2)
     if fmt == "csv":
-        return render_csv(audits)
+        return render_csv(audits, settings)
     if fmt == "html":
         return render_html(audits, generated_at, settings)
-    return render_table(audits, generated_at)
+    return render_table(audits, generated_at, settings)
 
 
-def verdict(audit: PointAudit) -> str:
-    return "compliant" if audit.compliant else "NON-COMPLIANT"
+def margin_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "未核查 (unverified)"
+    sign = "-" if seconds < 0 else "+"
+    return f"{sign}{hms(abs(seconds))}"
 
 
-def margin_text(audit: PointAudit) -> str:
-    if audit.min_lock_margin_seconds is None:
-        return "unverified"
-    return f"{audit.min_lock_margin_seconds / 86400:+.1f} d"
-
-
-def render_table(audits: list[PointAudit], generated_at: datetime) -> str:
-    rows = [("camera", "grid", "tier", "window", "coverage", "violations", "lock margin", "verdict")]
+def render_table(audits: list[PointAudit], generated_at: datetime, settings: Settings) -> str:
+    tz = settings.timezone
+    rows = [("点位 camera", "网格 grid", "等级 tier", "窗口 window", "覆盖率 coverage", "违规 violations",
+             "锁定余量 lock margin", "结论 verdict")]
     for a in audits:
-        violations = [g for g in a.gaps if g.violation]
-        causes = ",".join(sorted({str(g.cause) for g in violations})) or "-"
-        rows.append((a.camera, a.grid, a.tier, f"{a.window_start:%Y-%m-%d}..{a.window_end:%Y-%m-%d}",
-                     f"{100 * a.coverage:.2f}%", f"{len(violations)} {causes}" if violations else "0",
-                     margin_text(a), verdict(a)))
+        findings = ", ".join(f.code for f in a.findings) or "0"
+        rows.append((a.camera, a.grid, a.tier, f"{a.window_start.astimezone(zone(tz)):%Y-%m-%d %H:%M}.."
+                     f"{a.window_end.astimezone(zone(tz)):%Y-%m-%d %H:%M}", f"{100 * a.coverage:.2f}%", findings,
+                     margin_text(a.min_lock_margin_seconds), VERDICTS[verdict_key(a)]))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    lines = [f"retention audit at {iso(generated_at)} (DB3310/T 55-2019 §8.3.2)"]
+    lines = [f"retention audit at {local_text(generated_at, tz)} ({STANDARD})"]
     lines += ["  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     s = summary(audits)
     lines.append(f"{s['compliant']}/{s['points']} points compliant; mean coverage {100 * s['coverage']:.2f}%")
     return "\n".join(lines)
 
 
-def render_csv(audits: list[PointAudit]) -> str:
+def render_csv(audits: list[PointAudit], settings: Settings) -> str:
+    tz = settings.timezone
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["camera", "grid", "tier", "window_start", "window_end", "covered_seconds", "coverage",
-                     "gap_start", "gap_end", "gap_cause", "gap_violation", "min_lock_margin_seconds", "compliant"])
+                     "gap_start", "gap_end", "gap_seconds", "gap_cause", "gap_violation", "min_lock_margin_seconds",
+                     "compliant"])
     for a in audits:
-        common = [a.camera, a.grid, a.tier, iso(a.window_start), iso(a.window_end), f"{a.covered_seconds:.3f}",
-                  f"{a.coverage:.6f}"]
+        common = [a.camera, a.grid, a.tier, iso(a.window_start, tz), iso(a.window_end, tz),
+                  f"{a.covered_seconds:.3f}", f"{a.coverage:.6f}"]
         tail = ["" if a.min_lock_margin_seconds is None else a.min_lock_margin_seconds, a.compliant]
         if not a.gaps:
-            writer.writerow([*common, "", "", "", "", *tail])
+            writer.writerow([*common, "", "", "", "", "", *tail])
         for g in a.gaps:
-            writer.writerow([*common, iso(g.start), iso(g.end), str(g.cause), g.violation, *tail])
+            writer.writerow([*common, iso(g.start, tz), iso(g.end, tz), f"{g.seconds:.3f}", str(g.cause),
+                             g.violation, *tail])
     return out.getvalue()
 
 
-CAUSE_COLOURS = {"camera_offline": "#f0ad4e", "before_registration": "#cccccc", "not_recorded": "#d9534f",
-                 "object_missing": "#8e44ad", "upload_failed": "#c0392b", "lock_too_short": "#e67e22"}
-
-
-def timeline_svg(audit: PointAudit, width: int = 640, height: int = 18) -> str:
+def timeline_svg(audit: PointAudit, tz: str, width: int = 720, height: int = 22) -> str:
+    """The window as one bar: green where video is, each gap in its cause's colour (at least 2 px wide, so a
+    minute in three months still shows), local date ticks under it."""
     span = (audit.window_end - audit.window_start).total_seconds() or 1.0
 
     def x(moment: datetime) -> float:
@@ -123,54 +222,109 @@ def timeline_svg(audit: PointAudit, width: int = 640, height: int = 18) -> str:
 
     bars = [f'<rect x="0" y="0" width="{width}" height="{height}" fill="#5cb85c"/>']
     for gap in audit.gaps:
-        w = max(1.0, x(gap.end) - x(gap.start))
-        bars.append(f'<rect x="{x(gap.start):.1f}" y="0" width="{w:.1f}" height="{height}" '
-                    f'fill="{CAUSE_COLOURS.get(str(gap.cause), "#d9534f")}"><title>{html.escape(str(gap.cause))} '
-                    f'{iso(gap.start)} – {iso(gap.end)}</title></rect>')
-    return (f'<svg class="timeline" width="{width}" height="{height}" role="img" '
-            f'aria-label="coverage of {audit.camera}">{"".join(bars)}</svg>')
+        w = max(2.0, x(gap.end) - x(gap.start))
+        bars.append(f'<rect x="{min(x(gap.start), width - w):.1f}" y="0" width="{w:.1f}" height="{height}" '
+                    f'fill="{CAUSE_COLOURS.get(str(gap.cause), "#d9534f")}"><title>'
+                    f'{html.escape(cause_label(str(gap.cause)))} {html.escape(local_text(gap.start, tz))} – '
+                    f'{html.escape(local_text(gap.end, tz))}</title></rect>')
+    ticks = []
+    for i in range(5):
+        moment = audit.window_start + (audit.window_end - audit.window_start) * (i / 4)
+        anchor = "start" if i == 0 else "end" if i == 4 else "middle"
+        label = moment.astimezone(zone(tz)).strftime("%m-%d %H:%M")
+        ticks.append(f'<text x="{width * i / 4:.1f}" y="{height + 12}" font-size="10" text-anchor="{anchor}">'
+                     f'{label}</text>')
+    return (f'<svg class="timeline" viewBox="0 0 {width} {height + 14}" width="{width}" height="{height + 14}" '
+            f'role="img" aria-label="覆盖时间轴 coverage timeline {audit.camera}">{"".join(bars)}{"".join(ticks)}'
+            f'</svg>')
+
+
+def _images_text(a: PointAudit) -> str:
+    if a.images is None:
+        return "未核查 (not yet checked)"
+    i = a.images
+    return (f"{i.objects} 个对象 (objects) · 最短锁定余量 (min lock margin) {margin_text(i.min_lock_margin_seconds)}"
+            f" · 法律保全 (held) {i.held} · 期限前删除 (deleted before floor) {i.deleted_before_floor}")
 
 
 def render_html(audits: list[PointAudit], generated_at: datetime, settings: Settings) -> str:
     esc = html.escape
+    tz = settings.timezone
+    data = to_data(audits, generated_at, settings)
     grids = {g.code: g for g in settings.grids}
     names = {c.id: c.name for c in settings.cameras}
     s = summary(audits)
-    grid_text = ", ".join(f"{esc(code)} {esc(grids[code].name)}" for code in sorted({a.grid for a in audits})
-                          if code in grids)
-    rows = []
+    grid_rows = "".join(
+        f"<tr><td>{esc(code)} {esc(grids[code].name if code in grids else '')}</td><td>{b['compliant']}/{b['points']}"
+        f"</td><td>{100 * b['coverage']:.2f}%</td></tr>" for code, b in s["by_grid"].items())
+    tier_rows = "".join(f"<tr><td>{esc(TIER_LABELS.get(t, t))}</td><td>{b['compliant']}/{b['points']}</td>"
+                        f"<td>{100 * b['coverage']:.2f}%</td></tr>" for t, b in s["by_tier"].items())
+    points = []
     for a in audits:
+        by_cause = "".join(f"<li>{esc(cause_label(c))}: {hms(sec)}</li>" for c, sec in gaps_by_cause(a).items())
         gaps = "".join(
-            f"<li class='{'violation' if g.violation else 'explained'}'>{esc(str(g.cause))}: {esc(iso(g.start))} – "
-            f"{esc(iso(g.end))} ({g.seconds / 3600:.1f} h){' ⚠' if g.violation else ''}</li>" for g in a.gaps
-        ) or "<li>none</li>"
-        rows.append(
-            f"<tr class='{'ok' if a.compliant else 'bad'}'><td>{esc(a.camera)}<br><small>{esc(names.get(a.camera, ''))}"
-            f"</small></td><td>{esc(a.grid)}</td><td>{esc(a.tier)}</td>"
-            f"<td>{esc(a.window_start.strftime('%Y-%m-%d'))} – {esc(a.window_end.strftime('%Y-%m-%d'))}</td>"
-            f"<td>{100 * a.coverage:.2f}%</td><td>{esc(margin_text(a))}</td><td>{verdict(a)}</td></tr>"
-            f"<tr><td colspan='7'>{timeline_svg(a)}<ul class='gaps'>{gaps}</ul></td></tr>"
-        )
-    legend = " ".join(f"<span style='background:{c}'>&nbsp;&nbsp;</span> {esc(k)}" for k, c in CAUSE_COLOURS.items())
+            f"<li class='{'violation' if g.violation else 'explained'}'>{esc(cause_label(str(g.cause)))}: "
+            f"{esc(local_text(g.start, tz))} – {esc(local_text(g.end, tz))} ({hms(g.seconds)})"
+            f"{' ⚠ 违规 (violation)' if g.violation else ''}{(' — ' + esc(g.detail)) if g.detail else ''}</li>"
+            for g in a.gaps[:200]) or "<li>无 (none)</li>"
+        if len(a.gaps) > 200:
+            gaps += f"<li>… {len(a.gaps) - 200} 更多 (more): 见 JSON (see the JSON report)</li>"
+        why = "".join(f"<li>{esc(finding_label(f.code))}: {esc(f.detail)}</li>" for f in a.findings)
+        complete = (f"<br>窗口将于 {esc(local_text(a.complete_at, tz))} 完整 (window complete on that date; "
+                    "compliant so far)") if a.complete_at else ""
+        checked = local_text(a.locks_checked_at, tz) if a.locks_checked_at else "未核查 (not yet)"
+        points.append(f"""
+<section class="point {'ok' if a.compliant else 'bad'}">
+<h3>{esc(a.camera)} {esc(names.get(a.camera, ''))} — {esc(VERDICTS[verdict_key(a)])}</h3>
+<table class="facts">
+<tr><th>网格 Grid</th><td>{esc(a.grid)} {esc(grids[a.grid].name if a.grid in grids else '')}</td>
+<th>等级 Tier</th><td>{esc(TIER_LABELS.get(a.tier, a.tier))}</td></tr>
+<tr><th>要求窗口 Window</th><td colspan="3">{esc(local_text(a.window_start, tz))} – {esc(local_text(a.window_end, tz))}
+({hms(a.required_seconds)}){complete}</td></tr>
+<tr><th>覆盖率 Coverage</th><td>{100 * a.coverage:.3f}% ({hms(a.covered_seconds)})</td>
+<th>最短锁定余量 Min lock margin</th><td>{esc(margin_text(a.min_lock_margin_seconds))}</td></tr>
+<tr><th>对象核查 Objects checked</th><td>{esc(checked)}</td><th>图片 Images</th><td>{esc(_images_text(a))}</td></tr>
+</table>
+{timeline_svg(a, tz)}
+<p>按原因 By cause:</p><ul class="causes">{by_cause or '<li>无 (none)</li>'}</ul>
+<p>区间 Intervals:</p><ul class="gaps">{gaps}</ul>
+<p>结论依据 Why: {'<ul>' + why + '</ul>' if why else '无违规 (no violation)'}</p>
+</section>""")
+    legend = " ".join(f"<span class='swatch' style='background:{c}'></span> {esc(cause_label(k))}"
+                      for k, c in CAUSE_COLOURS.items())
+    rule = "".join(f"<li>{esc(line)}</li>" for line in RULE)
+    settle = audits[0].settle_seconds if audits else 0.0
     return f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <title>视频图像保存合规审计报告 Retention compliance report</title>
 <style>
-body {{ font-family: "WenQuanYi Micro Hei", "Noto Sans CJK SC", sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; width: 100%; }} td, th {{ border: 1px solid #999; padding: 4px 6px; }}
-tr.bad td {{ background: #fbeaea; }} .violation {{ color: #a00; }} .timeline {{ display: block; margin: 4px 0; }}
+body {{ font-family: "WenQuanYi Micro Hei", "Noto Sans CJK SC", sans-serif; margin: 2em; color: #222;
+ -webkit-print-color-adjust: exact; print-color-adjust: exact; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #999; padding: 3px 6px; text-align: left; }}
+section.point {{ border: 1px solid #bbb; margin: 1em 0; padding: 0.5em 1em; break-inside: avoid; }}
+section.bad {{ background: #fbeaea; }} .violation {{ color: #a00; }} .timeline {{ display: block; margin: 6px 0; }}
+.swatch {{ display: inline-block; width: 1em; height: 1em; vertical-align: middle; }}
 .signatures {{ margin-top: 3em; display: flex; gap: 4em; }} .signatures div {{ border-top: 1px solid #000;
- width: 14em; padding-top: 4px; }} @media print {{ body {{ margin: 1cm; }} }}
+ width: 14em; padding-top: 4px; }} .digest {{ font-family: monospace; word-break: break-all; }}
+@media print {{ body {{ margin: 1cm; }} }}
 </style></head><body>
-<h1>视频图像保存合规审计报告<br><small>Retention compliance report — DB3310/T 55-2019 §8.3.2</small></h1>
-<p>站点 Site: {esc(settings.site)} · 网格 Grids: {grid_text or '-'}<br>
-生成时间 Generated: {esc(iso(generated_at))}<br>
+<h1>视频图像保存合规审计报告<br><small>Retention compliance report — {STANDARD}</small></h1>
+<p>站点 Site: {esc(settings.site)} · 时区 Time zone: {esc(tz)}<br>
+生成时间 Generated: {esc(local_text(generated_at, tz))}<br>
+结算时间 Settle: {hms(settle)}（正在录制的片段及其入库；上传在 {settings.retention.upload_grace_minutes} 分钟宽限后判定
+ — the segment being recorded and its cataloguing; uploads are judged after the upload grace）<br>
 结论 Result: {s['compliant']}/{s['points']} 点位合规 points compliant;
-平均覆盖率 mean coverage {100 * s['coverage']:.2f}%</p>
-<p>Legend: <span style='background:#5cb85c'>&nbsp;&nbsp;</span> video {legend}</p>
-<table><thead><tr><th>点位 Camera</th><th>网格 Grid</th><th>等级 Tier</th><th>要求窗口 Window</th>
-<th>覆盖率 Coverage</th><th>最短锁定余量 Lock margin</th><th>结论 Verdict</th></tr></thead>
-<tbody>{''.join(rows)}</tbody></table>
+ 平均覆盖率 mean coverage {100 * s['coverage']:.2f}%</p>
+<h2>判定规则 Verdict rule</h2><ol class="rule">{rule}</ol>
+<h2>汇总 Summary</h2>
+<table><thead><tr><th>网格 Grid</th><th>合规 Compliant</th><th>覆盖率 Coverage</th></tr></thead>
+<tbody>{grid_rows}</tbody></table>
+<table><thead><tr><th>等级 Tier</th><th>合规 Compliant</th><th>覆盖率 Coverage</th></tr></thead>
+<tbody>{tier_rows}</tbody></table>
+<p>图例 Legend: <span class='swatch' style='background:#5cb85c'></span> 有视频 (video) {legend}</p>
+<h2>点位 Points</h2>
+{''.join(points)}
+<p>报告摘要 Report digest (SHA-256 of the JSON report): <span class="digest">{data['sha256']}</span></p>
 <div class="signatures"><div>审核人 Auditor</div><div>网格长 Grid head</div><div>日期 Date</div></div>
 </body></html>
 """

@@ -9,19 +9,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from dateutil.relativedelta import relativedelta
-from jifang.retention.coverage import Gap, PointAudit, audit_point
+from jifang.retention.coverage import Gap, ImageAudit, PointAudit, audit_point
 from jifang.retention.ledger import Ledger
-from jifang.retention.policy import expiry_due, lock_target, required_lock, window_start
-from sqlalchemy import func, select
+from jifang.retention.policy import (
+    expiry_due,
+    lock_target,
+    required_lock,
+    settle_seconds,
+    window_complete_at,
+    window_start,
+)
+from sqlalchemy import select
 
 from jifang.config import CameraConfig, Settings
 from jifang.db import Catalog
-from jifang.db.models import CoverageSpan, LegalHold, Sighting
+from jifang.db.models import LegalHold, Sighting
 from jifang.domain import GapCause
 from jifang.errors import ConfigError, ObjectLockedError, RetentionShortenError, StoreError
 from jifang.store import ObjectStore
-from jifang.tiers import MediaKind, Tier
+from jifang.tiers import MediaKind, Tier, add_months
 
 log = logging.getLogger("jifang.retention")
 SYSTEM = "system"
@@ -37,6 +43,8 @@ class EnforceResult:
     refused: int = 0
     upload_failed: int = 0
     sightings_expired: int = 0
+    images_verified: int = 0
+    images_extended: int = 0
 
 
 @dataclass
@@ -56,6 +64,10 @@ class RetentionService:
         self.clock = clock
         self.ledger = Ledger(catalog)
 
+    @property
+    def tz(self) -> str:
+        return self.settings.timezone
+
     def cameras(self, grid: str | None = None, camera: str | None = None) -> list[CameraConfig]:
         chosen = [c for c in self.settings.cameras if (grid is None or c.grid == grid)
                   and (camera is None or c.id == camera)]
@@ -71,6 +83,7 @@ class RetentionService:
         result = EnforceResult()
         for camera in self.settings.cameras:
             self.verify_locks(camera, result)
+            self.verify_image_locks(camera, result)
             self.find_lost_uploads(camera, result)
             self.expire(camera, result)
         self.expire_sightings(result)
@@ -111,9 +124,9 @@ class RetentionService:
                 self.ledger.record_verified(row.key, row.tier, None, row.retain_until, now)
                 continue
             # a lowered tier never lowers what the catalog asks: keep the longest of both
-            needed = max(required_lock(row.end_at, camera.tier), row.retain_until)
+            needed = max(required_lock(row.end_at, camera.tier, tz=self.tz), row.retain_until)
             lock = stored.retain_until
-            target = lock_target(lock, row.end_at, camera.tier)
+            target = lock_target(lock, row.end_at, camera.tier, tz=self.tz)
             if target is not None or (lock is None or lock < needed):
                 try:
                     self.store.extend_retention(MediaKind.VIDEO, row.key, needed)
@@ -125,8 +138,42 @@ class RetentionService:
                     self.ledger.record_loss(camera.id, row.start_at, row.end_at, GapCause.LOCK_TOO_SHORT,
                                             f"{row.key}: lock could not be extended: {exc}")
             self.ledger.record_verified(row.key, str(camera.tier), lock, needed, now)
-        window = window_start(now, camera.tier)
+        window = window_start(now, camera.tier, tz=self.tz)
         self.ledger.set_lock_status(camera.id, self.ledger.min_lock_margin(camera.id, window), now)
+
+    def verify_image_locks(self, camera: CameraConfig, result: EnforceResult) -> None:
+        """The camera's images (snapshots, evidence JPEGs) read back from the store: short locks extended to the
+        image floor of the camera's tier, and catalogued sighting crops gone from the store before their floor
+        counted. Written to the lock status the audit reads."""
+        now = self.clock()
+        margins: list[float] = []
+        held = objects = 0
+        present: set[str] = set()
+        for stored in self.store.list(MediaKind.IMAGE, f"images/{camera.id}/"):
+            objects += 1
+            result.images_verified += 1
+            present.add(stored.key)
+            held += bool(stored.legal_hold)
+            captured = stored.meta.capture_end if stored.meta else None
+            if captured is None:
+                continue  # not written by jifang: nothing says which floor applies
+            needed = required_lock(captured, camera.tier, MediaKind.IMAGE, self.tz)
+            lock = stored.retain_until
+            if lock is None or lock < needed:
+                try:
+                    self.store.extend_retention(MediaKind.IMAGE, stored.key, needed)
+                    lock = needed
+                    result.images_extended += 1
+                except (StoreError, RetentionShortenError) as exc:
+                    log.error("camera %s: image %s lock could not be extended: %s", camera.id, stored.key, exc)
+            margins.append((lock - needed).total_seconds() if lock is not None else float("-inf"))
+        with self.catalog.session() as session:
+            crops = session.scalars(select(Sighting.crop_key).where(
+                Sighting.camera_id == camera.id, Sighting.crop_key != "", Sighting.retain_until > now))
+            deleted_early = sum(1 for key in crops if key not in present)
+        margin = min(margins) if margins else None
+        self.ledger.set_image_status(camera.id, objects, None if margin is None else max(margin, -1e12), held,
+                                     deleted_early, now)
 
     def find_lost_uploads(self, camera: CameraConfig, result: EnforceResult) -> None:
         grace = timedelta(minutes=self.settings.retention.upload_grace_minutes)
@@ -141,11 +188,11 @@ class RetentionService:
             return
         now = self.clock()
         # only rows whose catalogued lock ended at least `maximum` months ago can be due
-        for row in self.ledger.expiry_candidates(camera.id, now - relativedelta(months=maximum)):
+        for row in self.ledger.expiry_candidates(camera.id, add_months(now, -maximum, self.tz)):
             stored = self.store.stat(MediaKind.VIDEO, row.key)
             lock = stored.retain_until if stored else row.lock_until
             held = row.held or bool(stored and stored.legal_hold)
-            if not expiry_due(row.end_at, camera.tier, maximum, now, lock, held):
+            if not expiry_due(row.end_at, camera.tier, maximum, now, lock, held, tz=self.tz):
                 continue
             try:
                 self.store.delete(MediaKind.VIDEO, row.key)
@@ -164,7 +211,7 @@ class RetentionService:
         result = ReconcileResult()
         now = self.clock()
         for camera in self.settings.cameras:
-            start = window_start(now, camera.tier) if days is None else now - timedelta(days=days)
+            start = window_start(now, camera.tier, tz=self.tz) if days is None else now - timedelta(days=days)
             day = datetime(start.year, start.month, start.day, tzinfo=UTC)
             while day <= now:
                 prefix = f"video/{camera.id}/{day:%Y/%m/%d}/"
@@ -226,27 +273,54 @@ class RetentionService:
 
     # coverage audit
 
-    def registered_at(self, camera: CameraConfig) -> datetime | None:
-        if camera.registered_at is not None:
-            return camera.registered_at.astimezone(UTC)
-        with self.catalog.session() as session:  # otherwise: when jifang first saw video from it
-            return session.scalar(select(func.min(CoverageSpan.start_at))
-                                  .where(CoverageSpan.camera_id == camera.id))
+    @property
+    def settle(self) -> float:
+        return settle_seconds(self.settings.recorder.segment_seconds, self.settings.retention.settle_seconds)
 
     def audit(self, at: datetime | None = None, grid: str | None = None,
               camera: str | None = None) -> list[PointAudit]:
+        """Every chosen point's audit from a constant number of queries (spans, gaps, custody, first video, lock
+        status), grouped in memory."""
         now = at or self.clock()
-        margins = self.ledger.lock_status()
+        points = self.cameras(grid, camera)
+        if not points:
+            return []
+        tz, settle = self.tz, self.settle
+        end = now - timedelta(seconds=settle)
+        by_tier = {tier: window_start(now, tier, tz=tz) for tier in {p.tier for p in points}}
+        floors = {p.id: by_tier[p.tier] for p in points}
+        earliest = min(floors.values())
+        ids = [p.id for p in points]
+        spans = self.ledger.spans_by_camera(ids, earliest, now)
+        gap_rows = self.ledger.gaps_by_camera(ids, earliest, now, now)
+        custody = self.ledger.custody_by_camera(earliest, now)
+        unregistered = [p.id for p in points if p.registered_at is None]
+        first_video = self.ledger.first_video(unregistered) if unregistered else {}
+        status = self.ledger.lock_rows()
+        segment = self.settings.recorder.segment_seconds
         audits = []
-        for point in self.cameras(grid, camera):
-            lo = window_start(now, point.tier)
-            spans = [(s.start_at, s.end_at) for s in self.catalog.spans(point.id, lo, now)]
-            ledger = [Gap(max(g.start_at, lo), min(g.end_at, now), GapCause(g.cause), g.detail)
-                      for g in self.ledger.gaps_in(point.id, lo, now, now) if g.end_at > g.start_at]
+        for point in points:
+            floor = floors[point.id]
+            registered = (point.registered_at.astimezone(UTC) if point.registered_at is not None
+                          else first_video.get(point.id))
+            lo = max(floor, registered) if registered is not None else floor
+            complete_at = (window_complete_at(registered, point.tier, tz=tz)
+                           if registered is not None and registered > floor else None)
+            ledger = [Gap(max(s, lo), min(e, end), GapCause(cause), detail)
+                      for s, e, cause, detail in gap_rows.get(point.id, ()) if min(e, end) > max(s, lo)]
+            row = status.get(point.id)
+            images = None
+            if row is not None and row.image_checked_at is not None:
+                images = ImageAudit(row.image_objects or 0, row.image_min_margin_seconds, row.image_held or 0,
+                                    row.image_deleted_before_floor or 0, row.image_checked_at)
             audits.append(audit_point(
-                camera=point.id, grid=point.grid, tier=str(point.tier), window=(lo, now),
-                registered_at=self.registered_at(point), spans=spans, ledger=ledger,
-                min_lock_margin_seconds=margins.get(point.id),
+                camera=point.id, grid=point.grid, tier=str(point.tier), window=(lo, end),
+                spans=spans.get(point.id, []), ledger=ledger, custody=custody.get(point.id, []),
+                agents=custody.get("*", []), min_lock_margin_seconds=row.min_margin_seconds if row else None,
+                floor_start=floor, registered_at=registered, complete_at=complete_at, settle_seconds=settle,
+                min_coverage=getattr(self.settings.retention.min_coverage, str(point.tier)), images=images,
+                locks_checked_at=row.checked_at if row is not None and row.min_margin_seconds is not None else None,
+                transition_seconds=max(30.0, 3.0 * segment),
             ))
         return audits
 

@@ -173,6 +173,30 @@ class LockStatus(Base):
     camera_id: Mapped[str] = mapped_column(String(20), primary_key=True)
     min_margin_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # images of the camera (snapshots, evidence), read back from the store by the same enforce pass
+    image_objects: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    image_min_margin_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    image_held: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    image_deleted_before_floor: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    image_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class CustodyRow(Base):
+    """An edge agent held (recorded) a camera from ``started_at``; ``alive_at`` is its last heartbeat, ``ended_at``
+    its clean stop. Written at the time by the agent: the evidence for ``agent_offline`` and ``handover`` gaps.
+    ``camera_id`` ``*`` is the agent's own row (it was running, whatever it recorded)."""
+
+    __tablename__ = "custody"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    camera_id: Mapped[str] = mapped_column(String(20))
+    agent_id: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    alive_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (Index("ix_custody_camera_start", "camera_id", "started_at"),
+                      Index("ix_custody_agent_open", "agent_id", "ended_at"))
 
 
 class AreaRow(Base):
