@@ -518,7 +518,7 @@ class EdgeAgent:
             except Exception:  # the catalog may be briefly unreachable: recording goes on, the next poll retries
                 log.exception("could not apply registry changes")
             heartbeat_due += self.registry_poll_seconds
-            if heartbeat_due >= custody.HEARTBEAT_SECONDS:
+            if heartbeat_due + self.registry_poll_seconds > custody.HEARTBEAT_SECONDS:  # never a lapse
                 heartbeat_due = 0.0
                 try:
                     custody.beat(self.catalog, self.agent_id, self.clock())
