@@ -9,12 +9,12 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from jifang.cli import catalog, config, dashboard, demo, edge, recognition, registry, retention, sim
+from jifang.cli import catalog, config, dashboard, demo, edge, gb28181, recognition, registry, retention, sim
 from jifang.cli.common import EXIT_BAD_INPUT, setup_logging
 
 from jifang.errors import JifangError
 
-GROUPS = (demo, edge, sim, config, retention, registry, recognition, dashboard, catalog)
+GROUPS = (demo, edge, sim, config, retention, registry, recognition, dashboard, catalog, gb28181)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -59,6 +59,13 @@ class EdgeAgent:
         self.agent_id = agent_id or os.environ.get("JIFANG_AGENT_ID") or f"{socket.gethostname()}:{os.getpid()}"
         self.metrics_port: int | None = None
         self._metrics_server = None
+        # services recording beside the agent through its sink (the GB/T 28181 platform): started after the
+        # uploader, stopped before it so that their last segments are uploaded too
+        self.companions: list = []
+
+    @property
+    def sink(self) -> SegmentSink | None:
+        return self._sink
 
     def open(self) -> None:
         """Everything before recording starts; raises JifangError subclasses for the CLI to report.
@@ -84,9 +91,11 @@ class EdgeAgent:
         self._sink = SegmentSink(self.spool, self.catalog, self.metrics, self.uploader.enqueue,
                                  self.settings.recorder.ffprobe, self.clock)
         self._passwords_by_camera = passwords
-        # cameras pinned to another site are left to that site's agents
+        # cameras pinned to another site are left to that site's agents; GB/T 28181 channels (gb28181://) to
+        # the GB/T 28181 platform (jifang.gb28181), which records them through the same sink
         self._eligible = {c.id: c for c in self.settings.cameras
-                          if c.enabled and (c.site is None or c.site == self.settings.site)}
+                          if c.enabled and (c.site is None or c.site == self.settings.site)
+                          and not c.rtsp_url.startswith("gb28181:")}
         for camera in self._eligible.values():
             self.metrics.camera_info.labels(camera.id, camera.grid, str(camera.tier), self.settings.site).set(1)
         self._recover()
@@ -184,7 +193,7 @@ class EdgeAgent:
         from jifang.recorder.ffmpeg import url_with_credentials
 
         for camera in cameras:
-            if not camera.enabled:
+            if not camera.enabled or camera.rtsp_url.startswith("gb28181:"):
                 continue
             url = url_with_credentials(camera.rtsp_url, camera.username, passwords[camera.id])
             try:
@@ -259,6 +268,8 @@ class EdgeAgent:
 
             self._health = HealthChecker(self.registry, self.clock)
             self._health.start()
+        for companion in self.companions:
+            companion.start()
         log.info("recording %d of %d cameras to %s storage%s", len(self.recorders), len(self._eligible),
                  self.settings.storage.kind, f" (fleet member {self.agent_id})" if self.fleet else "")
 
@@ -273,6 +284,8 @@ class EdgeAgent:
         """Close every camera's current segment and upload the spool; returns segments left spooled."""
         if self._health is not None:
             self._health.stop()
+        for companion in self.companions:
+            companion.stop()
         if self.fleet is not None:
             self.fleet.stop()  # stops its cameras and hands their leases back
         for camera_id in list(self.recognizers):

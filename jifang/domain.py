@@ -135,3 +135,7 @@ class GapCause(enum.StrEnum):
     LOCK_TOO_SHORT = "lock_too_short"
     NOT_RECORDED = "not_recorded"
     BEFORE_REGISTRATION = "before_registration"
+    # GB/T 28181 channels: the outage is explained by the device or its answer to the platform's INVITE
+    DEVICE_OFFLINE = "device_offline"
+    MEDIA_TIMEOUT = "media_timeout"
+    INVITE_REFUSED = "invite_refused"

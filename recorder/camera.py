@@ -25,11 +25,12 @@ from jifang.recorder.ffmpeg import INPUT_START, classify_failure, record_command
 from jifang.recorder.metrics import RecorderMetrics
 from jifang.recorder.runs import RunFolder
 from jifang.recorder.sink import SegmentSink
+from jifang.recorder.source import InputSource
 
 from jifang.config import CameraConfig, RecorderConfig
 from jifang.db import Catalog
 from jifang.domain import GapCause
-from jifang.errors import CameraUnauthorizedError, CameraUnreachableError
+from jifang.errors import CameraError, CameraUnauthorizedError, CameraUnreachableError
 from jifang.supervision import Backoff, die_with_parent, stop_process
 
 log = logging.getLogger("jifang.recorder")
@@ -66,6 +67,7 @@ class CameraRecorder:
         password: str | None,
         clock: Callable[[], datetime],
         on_status: Callable[[str, str, str], None] | None = None,
+        source: InputSource | None = None,
     ) -> None:
         self.camera = camera
         self.grid = grid
@@ -77,6 +79,7 @@ class CameraRecorder:
         self.clock = clock
         self._url = url_with_credentials(camera.rtsp_url, camera.username, password)
         self._on_status = on_status or (lambda _camera, _status, _detail: None)
+        self.source = source  # None: ffmpeg pulls camera.rtsp_url itself
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"recorder-{camera.id}", daemon=True)
         self._backoff = Backoff(initial=1.0, cap=config.backoff_max_seconds)
@@ -99,6 +102,8 @@ class CameraRecorder:
         process = self._process
         if process is not None and process.poll() is None:
             process.terminate()  # ffmpeg closes and lists the segment it is writing
+        if self.source is not None:
+            self.source.close()
 
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
@@ -138,17 +143,30 @@ class CameraRecorder:
 
     def _record_once(self) -> list[str]:
         run = RunFolder.create(self.camera_dir, self.clock())
-        command = record_command(self.config.ffmpeg, self._url, run.path, self.config.segment_seconds)
+        command = record_command(self.config.ffmpeg, self._url, run.path, self.config.segment_seconds,
+                                 self.source.input_args() if self.source is not None else None)
         stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
         try:
             # own session: a Ctrl-C or a cgroup-wide SIGTERM reaches the agent, which stops ffmpeg in order
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            process = subprocess.Popen(command, stdin=subprocess.PIPE if self.source else subprocess.DEVNULL,
+                                       stdout=subprocess.DEVNULL,
                                        stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True,
                                        preexec_fn=die_with_parent)
         except OSError as exc:
             run.remove()
             return [f"cannot start {self.config.ffmpeg}: {exc.strerror}"]
         self._process = process
+        if self.source is not None:
+            try:
+                assert process.stdin is not None
+                self.source.open(process.stdin.buffer)  # stdin is text (text=True is for stderr): write bytes
+            except CameraError as exc:  # e.g. the device is offline or refused the INVITE
+                stop_process(process, grace=5)
+                run.remove()
+                self._process = None
+                self._source_error: CameraError | None = exc
+                return []
+            self._source_error = None
         reader = threading.Thread(target=self._read_stderr, args=(process, run, stderr_tail), daemon=True)
         reader.start()
         last_progress = time.monotonic()
@@ -163,6 +181,8 @@ class CameraRecorder:
                 log.warning("camera %s: no segment for %.0f s; restarting the recorder", self.camera.id, stall_after)
                 stderr_tail.append(f"stalled: no segment for {stall_after:.0f} s")
                 stop_process(process)
+        if self.source is not None:
+            self.source.close()
         reader.join(5)
         self._drain_run(run, finished=True)
         self._process = None
@@ -220,7 +240,10 @@ class CameraRecorder:
         self.metrics.camera_up.labels(self.camera.id).set(1)
 
     def _on_failure(self, stderr_lines: list[str]) -> None:
-        error = classify_failure(self.camera.id, stderr_lines)
+        if self.source is not None:
+            error = getattr(self, "_source_error", None) or self.source.failure(stderr_lines)
+        else:
+            error = classify_failure(self.camera.id, stderr_lines)
         self._last_error = error
         self._on_status(self.camera.id, "auth_failed" if isinstance(error, CameraUnauthorizedError)
                         else "unreachable", str(error))
@@ -236,7 +259,8 @@ class CameraRecorder:
                 self.catalog.add_gap(self.camera.id, start, self._started_at, GapCause.NOT_RECORDED,
                                      "no recorder was running for this camera")
                 start = self._started_at
-            self.catalog.open_gap(self.camera.id, start, GapCause.CAMERA_OFFLINE, str(error))
+            self.catalog.open_gap(self.camera.id, start, getattr(error, "gap_cause", GapCause.CAMERA_OFFLINE),
+                                  str(error))
             self._down = True
         else:
             log.info("%s; still retrying", error)
@@ -252,6 +276,9 @@ class CameraRecorder:
                 return
             if self._stop.wait(min(KNOCK_SECONDS, remaining)):
                 return
-            if knock and port_answers(self.camera.rtsp_url):
+            if self.source is not None:
+                if self.source.ready():
+                    return
+            elif knock and port_answers(self.camera.rtsp_url):
                 log.info("camera %s: RTSP port answers again; reconnecting now", self.camera.id)
                 return

@@ -9,7 +9,8 @@ from datetime import datetime
 from jifang.domain import GapCause
 
 # Causes the recorder or the jobs explain; anything else in the window is `not_recorded`.
-NOT_A_VIOLATION = {GapCause.BEFORE_REGISTRATION, GapCause.CAMERA_OFFLINE}
+NOT_A_VIOLATION = {GapCause.BEFORE_REGISTRATION, GapCause.CAMERA_OFFLINE, GapCause.DEVICE_OFFLINE,
+                   GapCause.MEDIA_TIMEOUT, GapCause.INVITE_REFUSED}
 # Causes that take away coverage that the spans would otherwise show.
 LOSSES = {GapCause.OBJECT_MISSING, GapCause.UPLOAD_FAILED, GapCause.LOCK_TOO_SHORT}
 
