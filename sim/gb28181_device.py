@@ -103,6 +103,7 @@ class SimGbDevice:
         self._call_id = secrets.token_hex(8) + "@" + host
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._local: tuple[str, int] = (host, 0)
 
     # lifecycle
 
@@ -113,6 +114,7 @@ class SimGbDevice:
             self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             self._sock.bind((self.host, 0))
         self._sock.settimeout(0.5)
+        self._local = self._sock.getsockname()[:2]
         for target in (self._receive_loop, self._keepalive_loop):
             thread = threading.Thread(target=target, daemon=True, name=f"simgb-{target.__name__}")
             thread.start()
@@ -132,8 +134,7 @@ class SimGbDevice:
 
     @property
     def local(self) -> tuple[str, int]:
-        assert self._sock is not None
-        return self._sock.getsockname()[:2]
+        return self._local
 
     # sending
 
@@ -155,19 +156,22 @@ class SimGbDevice:
 
     def _request(self, method: str, extra: list[tuple[str, str]], body: bytes = b"", call_id: str | None = None,
                  wait: float = 5.0) -> Msg | None:
-        self._cseq += 1
+        with self._lock:
+            self._cseq += 1
+            cseq = self._cseq
         call_id = call_id or secrets.token_hex(8)
         host, port = self.local
-        headers = [("Via", f"SIP/2.0/{self.transport.upper()} {host}:{port};rport;branch=z9hG4bK{secrets.token_hex(6)}"),
+        branch = "z9hG4bK" + secrets.token_hex(6)
+        headers = [("Via", f"SIP/2.0/{self.transport.upper()} {host}:{port};rport;branch={branch}"),
                    ("From", f"<sip:{self.device_id}@{self.domain}>;tag={self._tag}"),
                    ("To", f"<sip:{self.device_id if method == 'REGISTER' else self.platform_id}@{self.domain}>"),
-                   ("Call-ID", call_id), ("CSeq", f"{self._cseq} {method}"), ("Max-Forwards", "70"), *extra]
+                   ("Call-ID", call_id), ("CSeq", f"{cseq} {method}"), ("Max-Forwards", "70"), *extra]
         uri = f"sip:{self.platform_id}@{self.domain}"
         slot: tuple[threading.Event, list[Msg]] = (threading.Event(), [])
-        self._responses[f"{call_id} {self._cseq}"] = slot
+        self._responses[f"{call_id} {cseq}"] = slot
         self._send(self._build(f"{method} {uri} SIP/2.0", headers, body))
         slot[0].wait(wait)
-        self._responses.pop(f"{call_id} {self._cseq}", None)
+        self._responses.pop(f"{call_id} {cseq}", None)
         return slot[1][0] if slot[1] else None
 
     def register(self, expires: int = 3600, password: str | None = None) -> int:
