@@ -97,7 +97,7 @@ class ReorderBuffer:
             return []
         if packet.seq in self._held:
             return []  # duplicate
-        if packet.seq != self._next and self._held and seq_after(max(self._held, key=self._distance), packet.seq):
+        if self._held and seq_after(max(self._held, key=self._distance), packet.seq):
             self.reordered += 1  # arrived after a later packet
         self._held[packet.seq] = packet
         released = self._release()
