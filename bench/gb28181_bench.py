@@ -28,13 +28,13 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.record_bench import process_cpu_seconds, tree_cpu_seconds  # noqa: E402
+from jifang.gb28181.devices import DeviceStore  # noqa: E402
 from jifang.sim.camera import SimCamera  # noqa: E402
 from jifang.sim.gb28181_device import SimGbDevice  # noqa: E402
 
+from bench.record_bench import process_cpu_seconds, tree_cpu_seconds  # noqa: E402
 from jifang.crypto import SecretBox  # noqa: E402
 from jifang.db import Catalog  # noqa: E402
-from jifang.gb28181.devices import DeviceStore  # noqa: E402
 from jifang.registry import Registry  # noqa: E402
 from jifang.store.base import utc_now  # noqa: E402
 
@@ -160,8 +160,9 @@ def main() -> None:
     for name, (tree, python, elapsed, segments) in results.items():
         share = tree / elapsed / args.streams
         per_core[name] = 1 / share if share else float("inf")
-        print(f"  {name:8} CPU per stream {100 * share:6.2f} % of one core (Python agent {100 * python / elapsed / "
-              f"args.streams:5.2f} %), channels per core {per_core[name]:6.1f}, {segments} segments")
+        agent_share = python / elapsed / args.streams
+        print(f"  {name:8} CPU per stream {100 * share:6.2f} % of one core (Python agent {100 * agent_share:5.2f} %), "
+              f"channels per core {per_core[name]:6.1f}, {segments} segments")
     print(f"  ratio GB/T 28181 : RTSP channels per core = {per_core['gb28181'] / per_core['rtsp']:.2f}")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from jifang.gb28181.manscdp import ChannelItem
 from sqlalchemy import select
 
 from jifang.crypto import SecretBox
@@ -17,7 +18,6 @@ from jifang.db import Catalog
 from jifang.db.models import CameraRow, Gb28181ChannelRow, Gb28181DeviceRow
 from jifang.domain import camera_id_problem
 from jifang.errors import ConfigError
-from jifang.gb28181.manscdp import ChannelItem
 from jifang.registry import NewCamera, Registry
 
 URL_SCHEME = "gb28181"

@@ -8,6 +8,7 @@ device refused the INVITE (``invite_refused`` with the SIP code).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import socket
@@ -15,10 +16,11 @@ import threading
 import time
 from typing import IO
 
-from jifang.domain import GapCause
-from jifang.errors import CameraError
 from jifang.gb28181 import rtp
 from jifang.gb28181.rtp import RtpError, RtpPacket
+
+from jifang.domain import GapCause
+from jifang.errors import CameraError
 
 log = logging.getLogger("jifang.gb28181")
 
@@ -164,10 +166,8 @@ class GbMediaSource:
         if sock is not None:
             sock.close()
         if sink is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sink.close()  # ffmpeg sees the end of its input, closes the segment and exits
-            except OSError:
-                pass
         ssrc = getattr(self, "_ssrc", None)
         if sock is not None and ssrc is not None:
             self.platform.ssrcs.release(ssrc)

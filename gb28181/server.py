@@ -19,12 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from jifang.config import Gb28181Config
-from jifang.errors import ConfigError
 from jifang.gb28181 import manscdp, sip
 from jifang.gb28181.devices import DeviceStore
 from jifang.gb28181.metrics import GbMetrics
 from jifang.gb28181.sip import SipError, SipMessage
+
+from jifang.config import Gb28181Config
+from jifang.errors import ConfigError
 
 log = logging.getLogger("jifang.gb28181")
 

@@ -13,16 +13,16 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from jifang.gb28181.devices import DeviceStore, split_channel_url
+from jifang.gb28181.media import GbMediaSource, PortPool, SsrcPool
+from jifang.gb28181.metrics import GbMetrics
+from jifang.gb28181.server import SipServer
 from jifang.recorder import CameraRecorder, RecorderMetrics, SegmentSink
 from prometheus_client import CollectorRegistry
 
 from jifang.config import CameraConfig, Gb28181Config, RecorderConfig
 from jifang.crypto import SecretBox
 from jifang.db import Catalog
-from jifang.gb28181.devices import DeviceStore, split_channel_url
-from jifang.gb28181.media import GbMediaSource, PortPool, SsrcPool
-from jifang.gb28181.metrics import GbMetrics
-from jifang.gb28181.server import SipServer
 from jifang.tiers import Tier
 
 log = logging.getLogger("jifang.gb28181")

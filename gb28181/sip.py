@@ -97,7 +97,7 @@ def parse(data: bytes) -> SipMessage:
     lines = text.replace("\r\n", "\n").split("\n")
     start = lines[0].strip()
     if not re.fullmatch(r"[A-Z]+ \S+ SIP/2\.0|SIP/2\.0 \d{3}( .*)?", start):
-        raise SipError(f"not a SIP start line: {ascii(start[:40])}")
+        raise SipError(f"not a SIP start line: {start[:40]!a}")
     headers: list[tuple[str, str]] = []
     for line in lines[1:]:
         if not line.strip():

@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from jifang.gb28181 import manscdp, rtp, sip
 from jifang.gb28181.media import SsrcPool, answered_ssrc, sdp_offer
 from jifang.gb28181.sip import SipError

@@ -16,17 +16,17 @@ from pathlib import Path
 
 import pytest
 import yaml
+from jifang.cli.gb28181 import attach_to_agent
+from jifang.edge.agent import EdgeAgent
+from jifang.gb28181.service import GbPlatform
+from jifang.sim.gb28181_device import SimDeviceError, SimGbDevice
 from prometheus_client import CollectorRegistry
 
 from jifang.config import Gb28181Config, parse_settings
 from jifang.crypto import SecretBox
 from jifang.db import Catalog
 from jifang.domain import GapCause
-from jifang.edge.agent import EdgeAgent
-from jifang.cli.gb28181 import attach_to_agent
-from jifang.gb28181.service import GbPlatform
 from jifang.registry import Registry, open_registry
-from jifang.sim.gb28181_device import SimGbDevice, SimDeviceError
 from jifang.store.base import utc_now
 from jifang.tiers import MediaKind, Tier
 
