@@ -257,3 +257,51 @@ def test_udp_reordered_lossy_media_and_h265(tmp_path: Path, monkeypatch: pytest.
     assert metric(reg, "jifang_gb28181_rtp_lost_total", channel=channel) > 0
     if codec == "h265":
         assert metric(reg, "jifang_gb28181_bad_input_total", kind="ssrc_answer_mismatch") >= 1
+
+
+@pytest.mark.parametrize("fault", ["refuse_invite", "wrong_ssrc"])
+def test_refused_invite_and_foreign_ssrc_become_gaps_then_recording_resumes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str) -> None:
+    monkeypatch.setenv("JIFANG_REGISTRY_KEY", SecretBox.new_key())
+    settings = parse_settings({
+        "version": 1, "database": {"url": f"sqlite:///{tmp_path / 'db.sqlite'}"},
+        "storage": {"kind": "filesystem", "path": str(tmp_path / "store")},
+        "recorder": {"segment_seconds": 4, "spool_dir": str(tmp_path / "spool"), "backoff_max_seconds": 4},
+        "gb28181": {"enabled": True, "host": "127.0.0.1", "port": 0, "keepalive_interval": 2, "media_timeout": 5,
+                    "rtp_port_min": 32000, "rtp_port_max": 32999}}, "test")
+    agent = EdgeAgent(settings, preflight=False)
+    agent.open()
+    gb = attach_to_agent(agent)
+    gb.store.add_device(DEVICE, PASSWORD, "nvr", utc_now())
+    device = SimGbDevice(DEVICE, PASSWORD, ("127.0.0.1", gb.sip.port), settings.gb28181.platform_id,
+                         settings.gb28181.domain, transport="tcp", keepalive_interval=1)
+    if fault == "refuse_invite":
+        device.fault.refuse_invite = 486
+    else:
+        device.fault.send_ssrc = 1234567  # RTP that is not the stream the platform asked for
+    reg = agent.metrics.registry
+    try:
+        device.start()
+        assert wait_for(lambda: len(gb.store.channels(DEVICE)) == 4, 15)
+        registry = open_registry(agent.settings, agent.catalog)
+        registry.add_grid(GRID, "g", "城市社区")
+        channel = device.channel_ids[0]
+        gb.store.assign(registry, channel, GRID, "general", "test", datetime.now(UTC))
+        agent.start()
+        assert wait_for(lambda: agent.catalog.has_open_gap(channel), 60)
+        gap = agent.catalog.gaps(channel)[0]
+        if fault == "refuse_invite":
+            assert gap.cause == GapCause.INVITE_REFUSED and "SIP 486" in gap.detail, gap.detail
+            assert metric(reg, "jifang_gb28181_invites_total", result="486") >= 1
+            device.fault.refuse_invite = 0
+        else:
+            assert gap.cause == GapCause.MEDIA_TIMEOUT, gap.detail
+            assert metric(reg, "jifang_gb28181_bad_input_total", kind="ssrc_mismatch") > 10
+            device.fault.send_ssrc = None
+        assert wait_for(lambda: not agent.catalog.has_open_gap(channel), 60), "recording did not resume"
+        assert agent.catalog.segments(channel)
+        assert gb.sip.is_online(DEVICE)  # the server stayed up throughout
+    finally:
+        agent.shutdown()
+        gb.stop()
+        device.stop()
