@@ -248,6 +248,9 @@ class GbMediaSource:
                     last = time.monotonic()
                     up.set(1)
                     sink.write(b"".join(chunks))
+                elif time.monotonic() - last > timeout:  # packets, but none of ours
+                    self._timed_out(timeout)
+                    return
 
     def _pump_udp(self, sock: socket.socket, sink: IO[bytes], ssrc: int, timeout: float) -> None:
         sock.settimeout(0.5)
@@ -270,6 +273,9 @@ class GbMediaSource:
                 self._metrics.bad_input.labels("not_rtp").inc()
                 continue
             if not self._accept(packet, ssrc):
+                if time.monotonic() - last > timeout:  # packets, but none of ours
+                    self._timed_out(timeout)
+                    return
                 continue
             last = time.monotonic()
             packets.inc()
