@@ -76,6 +76,12 @@ def measure(agent: subprocess.Popen, seconds: float) -> tuple[float, float, floa
     return (tree_cpu_seconds(agent.pid) - tree0, process_cpu_seconds(agent.pid) - agent0, time.monotonic() - t0)
 
 
+def recorded(catalog: Catalog) -> tuple[int, int, float]:
+    """Segments, cameras with segments, seconds of video."""
+    rows = catalog.segments()
+    return len(rows), len({r.camera_id for r in rows}), sum((r.end_at - r.start_at).total_seconds() for r in rows)
+
+
 def base_config(work: Path) -> dict:
     return {"version": 1, "database": {"url": f"sqlite:///{work / 'jifang.db'}"},
             "storage": {"kind": "filesystem", "path": str(work / "store")},
@@ -96,7 +102,7 @@ def bench_rtsp(args: argparse.Namespace, clip: Path, work: Path) -> tuple[float,
         agent.send_signal(signal.SIGTERM)
         agent.wait(120)
         camera.stop()
-    return tree, python, elapsed, len(Catalog(config["database"]["url"]).segments())
+    return tree, python, elapsed, recorded(Catalog(config["database"]["url"]))
 
 
 def bench_gb28181(args: argparse.Namespace, clip: Path, work: Path) -> tuple[float, float, float, int]:
@@ -134,7 +140,7 @@ def bench_gb28181(args: argparse.Namespace, clip: Path, work: Path) -> tuple[flo
         agent.wait(120)
         if device is not None:
             device.stop()
-    return tree, python, elapsed, len(catalog.segments())
+    return tree, python, elapsed, recorded(catalog)
 
 
 def main() -> None:
@@ -157,12 +163,13 @@ def main() -> None:
     print(f"{args.streams} streams of {args.width}x{args.height} {args.fps} fps ~{args.bitrate} kbit/s H.264, "
           f"measured {args.seconds:.0f} s each")
     per_core = {}
-    for name, (tree, python, elapsed, segments) in results.items():
+    for name, (tree, python, elapsed, (segments, cameras, video)) in results.items():
         share = tree / elapsed / args.streams
         per_core[name] = 1 / share if share else float("inf")
         agent_share = python / elapsed / args.streams
         print(f"  {name:8} CPU per stream {100 * share:6.2f} % of one core (Python agent {100 * agent_share:5.2f} %), "
-              f"channels per core {per_core[name]:6.1f}, {segments} segments")
+              f"channels per core {per_core[name]:6.1f}")
+        print(f"           recorded {segments} segments of {cameras} streams, {video:.0f} s of video")
     print(f"  ratio GB/T 28181 : RTSP channels per core = {per_core['gb28181'] / per_core['rtsp']:.2f}")
 
 
