@@ -97,6 +97,9 @@ def test_register_catalog_keepalive_and_bad_input(platform, transport: str) -> N
         row = gb.store.device(DEVICE)
         assert row.online and row.transport == transport and row.host == "127.0.0.1" and row.port == device.local[1]
         assert metric(registry, "jifang_gb28181_devices_online") == 1
+        assert device.register() == 200  # same Call-ID: a renewal, not a new registration
+        assert wait_for(lambda: metric(registry, "jifang_gb28181_registrations_total", kind="renewal") == 1, 5)
+        assert metric(registry, "jifang_gb28181_registrations_total", kind="new") == 1
 
         device.fault.drop_keepalives = True  # 3 x 1 s without keepalive: offline
         assert wait_for(lambda: not gb.sip.is_online(DEVICE), 15)
