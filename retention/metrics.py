@@ -40,7 +40,7 @@ class RetentionMetrics:
             for gap in audit.gaps:
                 per_cause[str(gap.cause)] = per_cause.get(str(gap.cause), 0.0) + gap.seconds
             for cause in ("camera_offline", "upload_failed", "object_missing", "lock_too_short", "not_recorded",
-                          "before_registration"):
+                          "before_registration", "device_offline", "media_timeout", "invite_refused"):
                 self.gap_seconds.labels(audit.camera, cause).set(per_cause.get(cause, 0.0))
             if audit.min_lock_margin_seconds is not None:
                 self.lock_margin.labels(audit.camera).set(audit.min_lock_margin_seconds)

@@ -308,3 +308,20 @@ def test_refused_invite_and_foreign_ssrc_become_gaps_then_recording_resumes(
         agent.shutdown()
         gb.stop()
         device.stop()
+
+
+def test_simulator_cli_registers_and_reports_its_channels(platform) -> None:  # type: ignore[no-untyped-def]
+    gb, _registry = platform
+    process = subprocess.Popen([sys.executable, "-m", "jifang.cli", "sim", "gb28181-device", "--server",
+                                f"127.0.0.1:{gb.sip.port}", "--password-env", "SIP_PW", "--transport", "tcp",
+                                "--channels", "3", "--split", "2", "--keepalive-interval", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+                               env={**os.environ, "SIP_PW": PASSWORD})
+    try:
+        line = process.stdout.readline()
+        assert line.startswith(f"registered {DEVICE} over TCP"), line
+        assert wait_for(lambda: len(gb.store.channels(DEVICE)) == 3, 15)
+        assert set(line.split("channels ", 1)[1].split()) == {c.id for c in gb.store.channels(DEVICE)}
+    finally:
+        process.terminate()
+        assert process.wait(15) == 0
