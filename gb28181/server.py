@@ -413,6 +413,8 @@ class SipServer:
     def _collect_catalog(self, device_id: str, body: manscdp.Manscdp) -> None:
         key = (device_id, body.sn)
         with self._lock:
+            if key not in self._catalogs and len(self._catalogs) >= 256:  # answers that never completed
+                self._catalogs.pop(next(iter(self._catalogs)))
             items = self._catalogs.setdefault(key, [])
             items.extend(body.items)
             complete = body.sum_num is None or len({i.id for i in items}) >= body.sum_num

@@ -182,6 +182,7 @@ def test_two_assigned_channels_recorded_to_s3_and_offline_gaps(tmp_path: Path, s
         device.fault.drop_keepalives = False
         assert wait_for(lambda: not any(catalog.has_open_gap(c) for c in recorded), 60), agent.log()
         resumed_after = time.monotonic() - back
+        print(f"recording resumed {resumed_after:.1f} s after the keepalives returned")
         time.sleep(6)
         assert agent.stop() == 0, agent.log()
     finally:
