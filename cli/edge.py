@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from jifang.cli import gb28181
 from jifang.cli.common import EXIT_OK
 from jifang.edge.agent import EdgeAgent
 
@@ -16,6 +17,9 @@ def cmd_edge_run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     agent = EdgeAgent(settings, preflight=not args.no_check, agent_id=args.agent_id)
     agent.open()
+    if agent.settings.gb28181.enabled:
+        platform = gb28181.attach_to_agent(agent)
+        print(f"gb28181: sip {settings.gb28181.host}:{platform.sip.port} (UDP and TCP)", flush=True)
     port = agent.serve_metrics(args.metrics_host, args.metrics_port)
     print(f"metrics: http://{args.metrics_host or settings.metrics.host}:{port}/metrics", flush=True)
     agent.run(stop_on_signals())

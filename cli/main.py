@@ -20,13 +20,13 @@ from jifang.cli.common import EXIT_BAD_INPUT, setup_logging
 from jifang.errors import JifangError
 
 # the command-group modules of jifang.cli, in the order --help lists them
-GROUPS = ("demo", "edge", "sim", "config", "retention", "registry", "recognition", "dashboard", "catalog")
+GROUPS = ("demo", "edge", "sim", "config", "retention", "registry", "recognition", "dashboard", "catalog", "gb28181")
 # top-level command -> the group that registers it
 COMMANDS = {
     "demo": "demo", "edge": "edge", "sim": "sim", "config": "config", "retention": "retention",
     "registry": "registry", "grid": "registry", "team": "registry", "camera": "registry", "models": "recognition",
     "recognize": "recognition", "watchlist": "recognition", "incident": "recognition", "dashboard": "dashboard",
-    "user": "dashboard", "catalog": "catalog",
+    "user": "dashboard", "catalog": "catalog", "gb28181": "gb28181",
 }
 
 

@@ -84,6 +84,13 @@ class EdgeAgent:
         self._metrics_server = None
         self._catalog_up = False
         self._stopping = threading.Event()
+        # services recording beside the agent through its sink (the GB/T 28181 platform): started after the
+        # uploader, stopped before it so that their last segments are uploaded too
+        self.companions: list = []
+
+    @property
+    def sink(self) -> SegmentSink | None:
+        return self._sink
 
     def open(self) -> None:
         """Everything before recording starts; raises JifangError subclasses for the CLI to report.
@@ -163,8 +170,10 @@ class EdgeAgent:
         self._revision = self.registry.revision()
 
     def _eligible_of(self, settings: Settings) -> dict[str, CameraConfig]:
-        # cameras pinned to another site are left to that site's agents
-        return {c.id: c for c in settings.cameras if c.enabled and (c.site is None or c.site == settings.site)}
+        # cameras pinned to another site are left to that site's agents; GB/T 28181 channels (gb28181://) to
+        # the GB/T 28181 platform (jifang.gb28181), which records them through the same sink
+        return {c.id: c for c in settings.cameras if c.enabled and (c.site is None or c.site == settings.site)
+                and not c.rtsp_url.startswith("gb28181:")}
 
     # live registry changes
 
@@ -359,7 +368,7 @@ class EdgeAgent:
     def _check_cameras(self, cameras: list[CameraConfig], passwords: dict[str, str | None]) -> None:
         """Connect to every enabled camera once, all at the same time (one slow or dead camera must not delay
         the start of the others); a wrong password or stream path stops the start."""
-        enabled = [camera for camera in cameras if camera.enabled]
+        enabled = [camera for camera in cameras if camera.enabled and not camera.rtsp_url.startswith("gb28181:")]
         if not enabled:
             return
         with ThreadPoolExecutor(max_workers=min(STREAM_CHECKS_AT_ONCE, len(enabled)),
@@ -505,6 +514,8 @@ class EdgeAgent:
         if self.registry is not None:  # checks the ONVIF cameras of the registry, also those added later
             self._health = HealthChecker(self.registry, self.clock)
             self._health.start()
+        for companion in self.companions:
+            companion.start()
         log.info("recording %d of %d cameras to %s storage%s", len(self.recorders), len(self._eligible),
                  self.settings.storage.kind, f" (fleet member {self.agent_id})" if self.fleet else "")
 
@@ -535,6 +546,8 @@ class EdgeAgent:
         self._stopping.set()
         if self._health is not None:
             self._health.stop()
+        for companion in self.companions:
+            companion.stop()
         if self.fleet is not None:
             self.fleet.stop()  # stops its cameras and hands their leases back
         for camera_id in list(self.recognizers):

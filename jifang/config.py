@@ -117,6 +117,10 @@ class CameraConfig(Model):
         if value is None:
             return value
         parts = urlsplit(value)
+        if parts.scheme == "gb28181":  # gb28181://DEVICE/CHANNEL: video sent by a registered GB/T 28181 device
+            if not parts.hostname or not parts.path.strip("/"):
+                raise ValueError("expected gb28181://DEVICE_ID/CHANNEL_ID")
+            return value
         if parts.scheme not in ("rtsp", "rtsps"):
             raise ValueError(f"must be an rtsp:// or rtsps:// URL, got scheme {parts.scheme or 'none'!r}")
         if not parts.hostname:
@@ -230,6 +234,29 @@ class RegistryConfig(Model):
                            "(default: env JIFANG_REGISTRY_KEY)")
 
 
+class Gb28181Config(Model):
+    """The GB/T 28181 platform side: devices register here over SIP and send their video as PS over RTP."""
+
+    enabled: bool = Field(False, description="run the SIP server with the edge agent")
+    host: str = Field("0.0.0.0", description="address the SIP server binds (UDP and TCP)")
+    port: int = Field(5060, ge=0, le=65535, description="SIP port, UDP and TCP (0: any free port)")
+    platform_id: str = Field("33100200002000000001", description="20-digit SIP ID of this platform (SIP server ID "
+                             "configured on the devices)")
+    domain: str = Field("3310020000", description="10-digit SIP domain (realm of the digest challenge)")
+    media_host: str = Field("127.0.0.1", description="address written into the INVITE's SDP: the one the devices "
+                            "can reach (for TCP passive they connect to it)")
+    media_transport: Literal["tcp", "udp"] = Field("tcp", description="RTP over TCP (passive, survives NAT) or UDP")
+    rtp_port_min: int = Field(30000, ge=1024, le=65535, description="lowest local RTP port")
+    rtp_port_max: int = Field(30999, ge=1024, le=65535, description="highest local RTP port")
+    register_expires: int = Field(3600, ge=60, description="registration lifetime granted (seconds)")
+    keepalive_interval: float = Field(60, gt=0, description="expected keepalive interval (seconds)")
+    keepalive_count: int = Field(3, ge=1, description="missed keepalives before a device is offline")
+    media_timeout: float = Field(10, gt=0, description="seconds without RTP before the stream is ended and "
+                                 "re-invited")
+    invite_timeout: float = Field(8, gt=0, description="seconds to wait for the device's answer to an INVITE")
+    jitter_packets: int = Field(64, ge=1, le=4096, description="UDP reorder buffer (packets)")
+
+
 class MqttConfig(Model):
     host: str = Field("127.0.0.1", description="MQTT broker host")
     port: int = Field(1883, ge=1, le=65535)
@@ -286,6 +313,7 @@ class Settings(Model):
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     recognition: RecognitionConfig = Field(default_factory=RecognitionConfig)
+    gb28181: Gb28181Config = Field(default_factory=Gb28181Config)
     grids: list[GridConfig] = Field(default_factory=list)
     cameras: list[CameraConfig] = Field(default_factory=list)
 

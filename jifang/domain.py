@@ -147,6 +147,10 @@ class GapCause(enum.StrEnum):
     DATABASE_UNAVAILABLE = "database_unavailable"  # the catalog could not be written (video kept in the spool)
     SPOOL_CORRUPT = "spool_corrupt"  # a spooled file no longer matched its manifest: quarantined, never uploaded
     DISK_FULL = "disk_full"  # the spool's disk was full
+    # GB/T 28181 channels: the outage is explained by the device or its answer to the platform's INVITE
+    DEVICE_OFFLINE = "device_offline"
+    MEDIA_TIMEOUT = "media_timeout"
+    INVITE_REFUSED = "invite_refused"
 
 
 # The one place a gap cause is named for people: (Chinese, English). The dashboard and the printed report read it.
@@ -164,5 +168,8 @@ GAP_CAUSE_NAMES: dict[str, tuple[str, str]] = {
     GapCause.DATABASE_UNAVAILABLE: ("数据库不可用", "database unavailable"),
     GapCause.SPOOL_CORRUPT: ("缓存文件损坏", "spool file damaged"),
     GapCause.DISK_FULL: ("磁盘已满", "disk full"),
+    GapCause.DEVICE_OFFLINE: ("国标设备离线", "GB/T 28181 device offline"),
+    GapCause.MEDIA_TIMEOUT: ("媒体流超时", "media timeout"),
+    GapCause.INVITE_REFUSED: ("设备拒绝点播", "device refused the INVITE"),
 }
 

@@ -36,6 +36,7 @@ from jifang.recorder.metrics import RecorderMetrics
 from jifang.recorder.relay import child_env, secret_free_url
 from jifang.recorder.runs import RunFolder
 from jifang.recorder.sink import SegmentSink
+from jifang.recorder.source import InputSource
 from sqlalchemy.exc import SQLAlchemyError
 
 from jifang.config import CameraConfig, RecorderConfig
@@ -113,6 +114,7 @@ class CameraRecorder:
         password: str | None,
         clock: Callable[[], datetime],
         on_status: Callable[[str, str, str], None] | None = None,
+        source: InputSource | None = None,
     ) -> None:
         self.camera = camera
         self.grid = grid
@@ -124,6 +126,8 @@ class CameraRecorder:
         self.clock = clock
         self._url = secret_free_url(camera.rtsp_url, camera.username, password)  # ffmpeg's argv is public
         self._on_status = on_status or (lambda _camera, _status, _detail: None)
+        self.source = source  # None: ffmpeg pulls camera.rtsp_url itself
+        self._source_error: CameraError | None = None  # why the source could not open, for the gap row
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"recorder-{camera.id}", daemon=True)
         self._backoff = Backoff(initial=1.0, cap=config.backoff_max_seconds)
@@ -158,6 +162,8 @@ class CameraRecorder:
         process = self._process
         if process is not None:
             self._terminate_once(process)  # ffmpeg closes and lists the segment it is writing
+        if self.source is not None:
+            self.source.close()
 
     def _terminate_once(self, process: subprocess.Popen) -> None:
         """Send ``process`` its single SIGTERM, unless it had it already (the stop request and the loop race)."""
@@ -194,7 +200,7 @@ class CameraRecorder:
                 failure_lines = self._record_once()
                 if self._stop.is_set():
                     break
-                self._on_fault(fault_from_stderr(self.camera.id, failure_lines))
+                self._on_fault(self._fault_of(failure_lines))
             except Exception as exc:  # disk full, a broken spool: keep the camera supervised, never die
                 log.exception("camera %s: recorder pass failed; retrying", self.camera.id)
                 self._kill_running()
@@ -211,17 +217,30 @@ class CameraRecorder:
 
     def _record_once(self) -> list[str]:
         run = RunFolder.create(self.camera_dir, self.clock())
-        command = record_command(self.config.ffmpeg, self._url, run.path, self.config.segment_seconds)
+        command = record_command(self.config.ffmpeg, self._url, run.path, self.config.segment_seconds,
+                                 self.source.input_args() if self.source is not None else None)
         stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
         try:
             # own session: a Ctrl-C or a cgroup-wide SIGTERM reaches the agent, which stops ffmpeg in order
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            process = subprocess.Popen(command, stdin=subprocess.PIPE if self.source else subprocess.DEVNULL,
+                                       stdout=subprocess.DEVNULL,
                                        stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True,
                                        preexec_fn=die_with_parent, env=child_env())
         except OSError as exc:
             run.remove()
             return [f"cannot start {self.config.ffmpeg}: {exc.strerror}"]
         self._process = process
+        if self.source is not None:
+            try:
+                assert process.stdin is not None
+                self.source.open(process.stdin.buffer)  # stdin is text (text=True is for stderr): write bytes
+            except CameraError as exc:  # e.g. the device is offline or refused the INVITE
+                stop_process(process, grace=5)
+                run.remove()
+                self._process = None
+                self._source_error = exc
+                return []
+            self._source_error = None
         reader = threading.Thread(target=self._read_stderr, args=(process, run, stderr_tail), daemon=True)
         reader.start()
         last_progress = time.monotonic()
@@ -236,6 +255,8 @@ class CameraRecorder:
                 log.warning("camera %s: no segment for %.0f s; restarting the recorder", self.camera.id, stall_after)
                 stderr_tail.append(f"stalled: no segment for {stall_after:.0f} s")
                 self._finish(process)
+        if self.source is not None:
+            self.source.close()
         reader.join(5)
         self._drain_run(run, finished=True)
         self._process = None
@@ -308,6 +329,14 @@ class CameraRecorder:
         self._last_end = max(self._last_end, end) if self._last_end else end
         self.metrics.camera_up.labels(self.camera.id).set(1)
 
+    def _fault_of(self, stderr_lines: list[str]) -> Fault:
+        """Why this run ended: an input source (a GB/T 28181 channel) knows its own cause; ffmpeg's lines tell the
+        rest."""
+        if self.source is not None:
+            error = self._source_error or self.source.failure(stderr_lines)
+            return Fault(getattr(error, "gap_cause", GapCause.CAMERA_OFFLINE), str(error), error)
+        return fault_from_stderr(self.camera.id, stderr_lines)
+
     def _on_fault(self, fault: Fault) -> None:
         error = fault.camera_error
         if error is not None:
@@ -375,7 +404,9 @@ class CameraRecorder:
                 return
             if self._stop.wait(min(KNOCK_SECONDS, remaining)):
                 return
-            if probe and self._cause_cleared():
+            if self.source is not None and self.source.ready():
+                return
+            if self.source is None and probe and self._cause_cleared():
                 log.info("camera %s: %s cleared; restarting the recorder now", self.camera.id,
                          fault.cause if fault else "fault")
                 return

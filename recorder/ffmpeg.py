@@ -51,10 +51,12 @@ def input_args(url: str, timeout_s: float = 5.0) -> list[str]:
     ]
 
 
-def record_command(ffmpeg: str, url: str, workdir: Path, segment_seconds: int) -> list[str]:
+def record_command(ffmpeg: str, url: str, workdir: Path, segment_seconds: int,
+                   source_args: list[str] | None = None) -> list[str]:
+    """``source_args`` replace the RTSP input (an InputSource feeding ffmpeg's stdin, see recorder/source.py)."""
     return [
         ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
-        *input_args(url),
+        *(source_args if source_args is not None else input_args(url)),
         "-map", "0:v:0", "-c", "copy",
         "-f", "segment", "-segment_time", str(segment_seconds), "-reset_timestamps", "1",
         "-segment_format", "mp4",

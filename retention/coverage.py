@@ -25,7 +25,8 @@ from jifang.domain import GapCause
 
 # Outages whose cause the recorder wrote down when they happened: explained, they lower the coverage only.
 RECORDER_OUTAGES = {GapCause.CAMERA_OFFLINE, GapCause.STORE_UNAVAILABLE, GapCause.CLOCK_STEP, GapCause.DISK_FULL,
-                    GapCause.DATABASE_UNAVAILABLE}
+                    GapCause.DATABASE_UNAVAILABLE, GapCause.DEVICE_OFFLINE, GapCause.MEDIA_TIMEOUT,
+                    GapCause.INVITE_REFUSED}
 EXPLAINED = RECORDER_OUTAGES | {GapCause.AGENT_OFFLINE, GapCause.HANDOVER}
 # Losses of video that the spans would otherwise show; always violations.
 # recorded video that did not survive (a damaged spool file included): a violation, whatever its cause

@@ -19,6 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "jifang.recorder": set(),
     "jifang.retention": set(),
     "jifang.recognition": set(),
+    "jifang.gb28181": {"jifang.recorder"},
     "jifang.edge": {"jifang.recorder", "jifang.recognition", "jifang.retention"},
     "jifang.dashboard": {"jifang.retention", "jifang.edge", "jifang.recognition"},
     "jifang.demo": {"jifang.edge", "jifang.sim", "jifang.dashboard", "jifang.recognition", "jifang.retention"},

@@ -460,3 +460,42 @@ class LoginAttemptRow(Base):
 
 # the dashboard's inbox across every grid pages newest first on this index (migration 0008)
 Index("ix_incidents_occurred_id", IncidentRow.occurred_at, IncidentRow.id)
+
+
+class Gb28181DeviceRow(Base):
+    """A GB/T 28181 device (camera or NVR) allowed to register; its SIP password is encrypted (jifang.crypto)."""
+
+    __tablename__ = "gb28181_devices"
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    password_encrypted: Mapped[str] = mapped_column(String(500))
+    transport: Mapped[str] = mapped_column(String(8), default="")  # udp | tcp: how it last registered
+    host: Mapped[str] = mapped_column(String(64), default="")  # the packet's source address (NAT), not Contact
+    port: Mapped[int] = mapped_column(Integer, default=0)
+    online: Mapped[bool] = mapped_column(Boolean, default=False)
+    registered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_keepalive_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    manufacturer: Mapped[str] = mapped_column(String(100), default="")
+    model: Mapped[str] = mapped_column(String(100), default="")
+    firmware: Mapped[str] = mapped_column(String(100), default="")
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Gb28181ChannelRow(Base):
+    """A channel a device's Catalog lists. It records once a technician assigns it a grid and tier, which
+    registers it as a camera (``cameras`` row with ``main_rtsp_url`` gb28181://DEVICE/CHANNEL)."""
+
+    __tablename__ = "gb28181_channels"
+    __table_args__ = (Index("ix_gb28181_channels_device", "device_id"),)
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(100), default="")
+    status: Mapped[str] = mapped_column(String(16), default="")  # ON | OFF as the device reports it
+    ptz_type: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    parent: Mapped[str] = mapped_column(String(64), default="")
+    manufacturer: Mapped[str] = mapped_column(String(100), default="")
+    model: Mapped[str] = mapped_column(String(100), default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
