@@ -13,6 +13,8 @@ from jifang.cli.common import EXIT_OK, open_catalog, with_config
 from jifang.config import load_settings
 from jifang.errors import ConfigError
 from jifang.incidents import CATEGORIES, State
+from jifang.incidents.inbox import incident_document, incidents
+from jifang.incidents.workflow import advance
 
 
 def _catalog(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -144,8 +146,6 @@ def cmd_watchlist_list(args: argparse.Namespace) -> int:
 
 
 def cmd_incident_list(args: argparse.Namespace) -> int:
-    from jifang.recognition.reporting import incidents
-
     _settings, catalog = _catalog(args)
     rows = [{"id": r.id, "occurred_at": r.occurred_at.isoformat(), "grid": r.grid, "camera": r.camera_id,
              "category": r.category, "subcategory": r.subcategory, "state": r.state, "summary": r.summary}
@@ -157,7 +157,6 @@ def cmd_incident_list(args: argparse.Namespace) -> int:
 
 def cmd_incident_show(args: argparse.Namespace) -> int:
     from jifang.recognition.gat1400 import to_gat1400
-    from jifang.recognition.reporting import incident_document
 
     _settings, catalog = _catalog(args)
     try:
@@ -169,8 +168,6 @@ def cmd_incident_show(args: argparse.Namespace) -> int:
 
 
 def cmd_incident_advance(args: argparse.Namespace) -> int:
-    from jifang.recognition.reporting import advance
-
     _settings, catalog = _catalog(args)
     row = advance(catalog, args.id, args.to, args.actor, datetime.now(UTC), args.note, args.assignee)
     print(f"incident {row.id} is now {row.state}")

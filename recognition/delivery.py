@@ -15,13 +15,13 @@ from datetime import datetime, timedelta
 
 import requests
 from jifang.recognition.metrics import DeliveryMetrics
-from jifang.recognition.reporting import incident_document
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
 from jifang.config import MqttConfig, Settings
 from jifang.db import Catalog
 from jifang.db.models import Delivery
+from jifang.incidents.inbox import incident_document
 
 log = logging.getLogger("jifang.delivery")
 SIGNATURE_HEADER = "X-Jifang-Signature"

@@ -17,13 +17,14 @@ import paho.mqtt.client as mqtt
 import pytest
 from jifang.recognition.delivery import SIGNATURE_HEADER, TIMESTAMP_HEADER, Deliverer, sign
 from jifang.recognition.gat1400 import to_gat1400
-from jifang.recognition.reporting import IncidentReporter, Observation, incident_document
+from jifang.recognition.reporting import IncidentReporter, Observation
 from jifang.recognition.watchlist import Watchlist, plate_distance_ok
 
 from jifang.config import parse_settings
 from jifang.crypto import SecretBox
 from jifang.db import Catalog
 from jifang.incidents import State, category_problem, gbt31000_code
+from jifang.incidents.inbox import incident_document
 from jifang.registry import Registry
 from jifang.store import FilesystemStore
 from jifang.tiers import MediaKind, retain_until

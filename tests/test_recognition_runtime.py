@@ -9,13 +9,14 @@ from pathlib import Path
 
 import numpy as np
 from jifang.recognition.metrics import RecognitionMetrics
-from jifang.recognition.reporting import IncidentReporter, incidents
+from jifang.recognition.reporting import IncidentReporter
 from jifang.recognition.runtime import CameraRecognizer
 from jifang.recognition.watchlist import Watchlist
 
 from jifang.config import parse_settings
 from jifang.db import Catalog
 from jifang.db.models import Sighting
+from jifang.incidents.inbox import incidents
 from jifang.store import FilesystemStore
 
 GRID = "331002001001001"
