@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ from jifang.config import MqttConfig, Settings
 from jifang.db import Catalog
 from jifang.db.models import Delivery
 from jifang.incidents.inbox import incident_document
+from jifang.supervision import Worker, every
 
 log = logging.getLogger("jifang.delivery")
 SIGNATURE_HEADER = "X-Jifang-Signature"
@@ -76,25 +76,15 @@ class Deliverer:
         self.failures = DeliveryMetrics(registry).failures
         self._mqtt: MqttPublisher | None = None
         self._secrets = {hook.url: hook.secret for hook in settings.recognition.webhooks}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="delivery", daemon=True)
+        self._worker = Worker("delivery", every(0.5, self.deliver_due, log, "incident delivery pass"), join_seconds=15)
 
     def start(self) -> None:
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(15)
+        self._worker.stop()
         if self._mqtt is not None:
             self._mqtt.close()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.5):
-            try:
-                self.deliver_due()
-            except Exception:
-                log.exception("incident delivery pass failed")
 
     def deliver_due(self) -> int:
         """Send every delivery that is due; returns how many succeeded."""

@@ -23,7 +23,7 @@ from jifang.recognition.reporting import IncidentReporter, Observation
 from jifang.recognition.watchlist import Watchlist
 
 from jifang.config import CameraConfig, Settings
-from jifang.supervision import Backoff
+from jifang.supervision import Backoff, Worker
 
 log = logging.getLogger("jifang.recognition")
 FPS = {"plate": 4.0, "face": 2.0}
@@ -53,26 +53,24 @@ class FrameSampler:
         self.camera_id, self.url, self.interval, self.metrics = camera_id, url, 1.0 / fps, metrics
         self.frames: collections.deque[tuple[float, Any]] = collections.deque()
         self.ready = threading.Condition()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"sampler-{camera_id}", daemon=True)
+        self._worker = Worker(f"sampler-{camera_id}", self._run)
 
     def start(self) -> None:
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
+        self._worker.stop()
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
         import cv2
 
         os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
         backoff = Backoff(initial=1.0, cap=30.0)
-        while not self._stop.is_set():
+        while not stop.is_set():
             capture = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 5000,
                                                                    cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000])
             last_kept = 0.0
-            while not self._stop.is_set() and capture.isOpened():
+            while not stop.is_set() and capture.isOpened():
                 ok, frame = capture.read()
                 if not ok:
                     break
@@ -88,8 +86,8 @@ class FrameSampler:
                     self.frames.append((time.time(), frame))
                     self.ready.notify()
             capture.release()
-            if not self._stop.is_set():
-                self._stop.wait(backoff.next_delay())
+            if not stop.is_set():
+                stop.wait(backoff.next_delay())
 
     def next(self, timeout: float = 1.0) -> tuple[float, Any] | None:
         with self.ready:
@@ -115,23 +113,21 @@ class CameraRecognizer:
             affinity=lambda a, b: 1.0 if a.text == b.text else 0.0, cropper=keep_frame)
         self._reported: dict[str, set[int]] = {"plate": set(), "face": set()}
         self._incident_ids: set[int | None] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"recognizer-{camera.id}", daemon=True)
+        self._worker = Worker(f"recognizer-{camera.id}", self._run)
 
     def start(self) -> None:
         if not self.kinds:
             return
         self.sampler.start()
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._worker.stopping.set()  # no new frame is taken while the sampler winds down
         self.sampler.stop()
-        if self._thread.is_alive():
-            self._thread.join(10)
+        self._worker.stop()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
             sample = self.sampler.next()
             if sample is None:
                 continue
