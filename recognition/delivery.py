@@ -69,11 +69,11 @@ class MqttPublisher:
 
 class Deliverer:
     def __init__(self, settings: Settings, catalog: Catalog, clock: Callable[[], datetime],
-                 registry: CollectorRegistry | None = None) -> None:
+                 metrics_registry: CollectorRegistry | None = None) -> None:
         self.settings = settings
         self.catalog = catalog
         self.clock = clock
-        self.failures = DeliveryMetrics(registry).failures
+        self.failures = DeliveryMetrics(metrics_registry).failures
         self._mqtt: MqttPublisher | None = None
         self._secrets = {hook.url: hook.secret for hook in settings.recognition.webhooks}
         self._worker = Worker("delivery", every(0.5, self.deliver_due, log, "incident delivery pass"), join_seconds=15)

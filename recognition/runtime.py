@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from jifang.recognition.faces.tracking import Sighting, SightingTracker
+from jifang.recognition.faces.tracking import SightingTracker, Track
 from jifang.recognition.metrics import RecognitionMetrics
 from jifang.recognition.reporting import IncidentReporter, Observation
 from jifang.recognition.watchlist import Watchlist
@@ -154,7 +154,7 @@ class CameraRecognizer:
             for sighting in self._due("face", self.faces, t, faces, frame):
                 self._face_pass(sighting.best, sighting.best_crop, sighting.first_seen)
 
-    def _due(self, kind: str, tracker: SightingTracker, t: float, items: list, frame: Any) -> list[Sighting]:
+    def _due(self, kind: str, tracker: SightingTracker, t: float, items: list, frame: Any) -> list[Track]:
         """Sightings to report now, each once: a watch-listed subject at once (an alert must not wait for the
         pass to end), others when they leave or after MATURE_SECONDS in view."""
         reported = self._reported[kind]

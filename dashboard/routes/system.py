@@ -45,4 +45,4 @@ def healthz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", tags=["system"])
 def metrics(request: Request) -> Response:
-    return Response(generate_latest(state_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(state_of(request).metrics.metrics_registry), media_type=CONTENT_TYPE_LATEST)
