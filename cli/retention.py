@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from jifang.cli.common import EXIT_FINDING, EXIT_OK, moment, open_catalog, with_config
+from jifang.retention.forecast import by_tier, forecast
+from jifang.retention.metrics import RetentionMetrics
+from jifang.retention.report import render
 from jifang.retention.service import RetentionService
+from prometheus_client import start_http_server
 
 from jifang.errors import JifangError
 from jifang.registry import open_registry
@@ -26,8 +31,6 @@ def _retention(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def cmd_retention_audit(args: argparse.Namespace) -> int:
-    from jifang.retention.report import render
-
     service = _retention(args)
     at = moment(args.at) if args.at else datetime.now(UTC)
     audits = service.audit(at=at, grid=args.grid, camera=args.camera)
@@ -81,10 +84,6 @@ def cmd_retention_holds(args: argparse.Namespace) -> int:
 
 
 def cmd_retention_forecast(args: argparse.Namespace) -> int:
-    import shutil
-
-    from jifang.retention.forecast import by_tier, forecast
-
     service = _retention(args)
     points = forecast(service.settings, service.ledger, datetime.now(UTC))
     totals = by_tier(points)
@@ -111,9 +110,7 @@ def cmd_retention_forecast(args: argparse.Namespace) -> int:
 
 
 def cmd_retention_run(args: argparse.Namespace) -> int:
-    from jifang.retention.metrics import RetentionMetrics
-    from jifang.retention.scheduler import Scheduler
-    from prometheus_client import start_http_server
+    from jifang.retention.scheduler import Scheduler  # deferred: APScheduler loads only for the long-running job
 
     service = _retention(args)
     metrics = RetentionMetrics()

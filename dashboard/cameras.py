@@ -8,6 +8,8 @@ from datetime import datetime
 from jifang.dashboard.security import scope_grids
 from jifang.dashboard.state import AppState
 from jifang.dashboard.users import Principal
+from jifang.edge.onboarding import from_probe
+from jifang.edge.onboarding import register as store
 from sqlalchemy import select
 
 from jifang.db.models import AuditEntry, CameraRow, GridRow
@@ -64,9 +66,6 @@ def to_json(row: CameraRow, technical: bool) -> dict:
 
 def register(state: AppState, principal: Principal, form: Registration) -> CameraRow:
     """Probe the camera over ONVIF, check its stream and clock, store it (edge.onboarding does the checks)."""
-    from jifang.edge.onboarding import from_probe
-    from jifang.edge.onboarding import register as store
-
     camera: NewCamera = from_probe(form.endpoint, form.username, form.password)
     camera.id, camera.name, camera.grid, camera.tier = form.id, form.name, form.grid, form.tier
     camera.location, camera.signage, camera.purpose = form.location, form.signage, form.purpose

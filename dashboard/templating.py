@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,6 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates"))
 
 def local_time(moment: Any) -> str:
     """China Standard Time, as users read it."""
-    from datetime import timedelta, timezone
-
     if moment is None:
         return "-"
     return moment.astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m-%d %H:%M:%S")

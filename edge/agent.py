@@ -8,6 +8,7 @@ deadline, and what is left stays spooled for the next start.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -17,7 +18,11 @@ from collections.abc import Callable
 from datetime import datetime
 
 from jifang.edge.fleet import FleetMember
+from jifang.edge.health import HealthChecker
+from jifang.recognition.metrics import RecognitionMetrics
 from jifang.recorder import CameraRecorder, RecorderMetrics, SegmentSink, Spool, Uploader, check_stream
+from jifang.recorder.ffmpeg import url_with_credentials
+from jifang.retention.service import RetentionService
 from prometheus_client import start_http_server
 
 from jifang.config import CameraConfig, Settings
@@ -118,8 +123,8 @@ class EdgeAgent:
 
     def _start_recognition(self, camera_id: str) -> None:
         """Plate and face recognition on the camera's sub-stream (models loaded once, on first use)."""
+        # deferred: recognition (numpy, OpenCV, onnxruntime) loads only when a camera has it switched on
         from jifang.recognition.runtime import CameraRecognizer
-        from jifang.recorder.ffmpeg import url_with_credentials
 
         camera = self._eligible[camera_id]
         pipelines = self._pipelines()
@@ -134,11 +139,10 @@ class EdgeAgent:
     def _pipelines(self) -> dict:
         if self._recognition is not None:
             return self._recognition
+        # deferred: numpy (watchlist, reporting) and requests/paho (delivery), only when recognition runs
         from jifang.recognition.delivery import Deliverer
-        from jifang.recognition.metrics import RecognitionMetrics
         from jifang.recognition.reporting import IncidentReporter
         from jifang.recognition.watchlist import Watchlist
-        from jifang.retention.service import RetentionService
 
         assert self.store is not None
         retention = RetentionService(self.settings, self.catalog, self.store, self.clock)
@@ -152,7 +156,7 @@ class EdgeAgent:
         kinds = {kind for camera in self._eligible.values() for kind in camera.recognize}
         models = self.settings.recognition.models_dir
         try:
-            if "plate" in kinds:
+            if "plate" in kinds:  # the readers load onnxruntime and OpenCV: only for the kinds in use
                 from jifang.recognition.plates.reader import PlateReader
 
                 pipelines["plate"] = PlateReader(models)
@@ -181,8 +185,6 @@ class EdgeAgent:
         }
 
     def _check_cameras(self, cameras: list[CameraConfig], passwords: dict[str, str | None]) -> None:
-        from jifang.recorder.ffmpeg import url_with_credentials
-
         for camera in cameras:
             if not camera.enabled:
                 continue
@@ -224,8 +226,6 @@ class EdgeAgent:
 
     @staticmethod
     def _manifest_key(manifest) -> str | None:  # type: ignore[no-untyped-def]
-        import json
-
         try:
             return json.loads(manifest.read_text(encoding="utf-8"))["key"]
         except (OSError, ValueError, KeyError):
@@ -255,8 +255,6 @@ class EdgeAgent:
                                      lease_seconds, self.clock, self._start_camera, self._stop_camera)
             self.fleet.start()
         if self.registry is not None and any(c.onvif_endpoint for c in self.registry.cameras(enabled_only=True)):
-            from jifang.edge.health import HealthChecker
-
             self._health = HealthChecker(self.registry, self.clock)
             self._health.start()
         log.info("recording %d of %d cameras to %s storage%s", len(self.recorders), len(self._eligible),

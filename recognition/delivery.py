@@ -39,7 +39,7 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 class MqttPublisher:
     def __init__(self, config: MqttConfig) -> None:
-        import paho.mqtt.client as mqtt
+        import paho.mqtt.client as mqtt  # deferred: only where an MQTT broker is configured
 
         self.config = config
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"jifang-{int(time.time() * 1000)}")

@@ -216,7 +216,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def _graph_consumed_names(graph: Any) -> set[str]:
     """Names read by any node, including nodes of subgraphs (If/Loop bodies read outer-scope names)."""
-    import onnx
+    import onnx  # deferred: a large library, needed only to repair or read models while fetching
 
     names: set[str] = set()
     for node in graph.node:
@@ -257,7 +257,7 @@ def repair_graph_inputs(model: Any) -> list[str]:
 
 
 def repair_onnx_bytes(data: bytes) -> tuple[bytes, list[str]]:
-    import onnx
+    import onnx  # deferred: see _graph_consumed_names
 
     model = onnx.load_from_string(data)
     removed = repair_graph_inputs(model)
@@ -266,7 +266,7 @@ def repair_onnx_bytes(data: bytes) -> tuple[bytes, list[str]]:
 
 def ppocr_keys_from_model(data: bytes) -> bytes:
     """PP-OCR models exported by RapidOCR carry their character list in the `character` metadata entry."""
-    import onnx
+    import onnx  # deferred: see _graph_consumed_names
 
     model = onnx.load_from_string(data)
     meta = {prop.key: prop.value for prop in model.metadata_props}

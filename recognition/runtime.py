@@ -33,7 +33,7 @@ MATURE_SECONDS = 5.0
 
 
 def jpeg(image: Any) -> bytes:
-    import cv2
+    import cv2  # deferred: OpenCV loads when a frame is encoded, not when the edge agent imports this
 
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
     return data.tobytes() if ok else b""
@@ -62,7 +62,7 @@ class FrameSampler:
         self._worker.stop()
 
     def _run(self, stop: threading.Event) -> None:
-        import cv2
+        import cv2  # deferred: see jpeg()
 
         os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
         backoff = Backoff(initial=1.0, cap=30.0)
