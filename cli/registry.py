@@ -10,10 +10,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from jifang.cli.common import EXIT_OK, open_catalog, with_config
+from jifang.edge.onboarding import from_probe, split_host_port
+from jifang.edge.onboarding import register as register_camera
+from jifang.edge.onvif.discovery import discover
 
 from jifang import audit
+from jifang.crypto import SecretBox
 from jifang.errors import ConfigError
-from jifang.registry import TEAM_ROLES, open_registry
+from jifang.registry import TEAM_ROLES, NewCamera, open_registry
 
 
 def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -36,8 +40,6 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def cmd_new_key(_args: argparse.Namespace) -> int:
-    from jifang.crypto import SecretBox
-
     print(SecretBox.new_key())
     return EXIT_OK
 
@@ -65,8 +67,6 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate_key(args: argparse.Namespace) -> int:
-    from jifang.crypto import SecretBox
-
     settings, registry = _open(args)
     old = settings.registry.key.read("registry.key")
     new = Path(args.new_key_file).read_text(encoding="utf-8").strip()
@@ -90,8 +90,7 @@ def cmd_team_add(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from jifang.edge.onboarding import split_host_port
-    from jifang.edge.onvif.client import probe
+    from jifang.edge.onvif.client import probe  # deferred: zeep and lxml load only for the ONVIF commands
 
     host, port = split_host_port(args.endpoint)
     result = probe(host, port, args.user or "", _read_password(args), timeout=args.timeout)
@@ -111,10 +110,6 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_camera_add(args: argparse.Namespace) -> int:
-    from jifang.edge.onboarding import from_probe, register
-
-    from jifang.registry import NewCamera
-
     settings, registry = _open(args)
     password = _read_password(args)
     if args.from_probe:
@@ -130,7 +125,7 @@ def cmd_camera_add(args: argparse.Namespace) -> int:
     if args.sub_rtsp_url:
         camera.sub_rtsp_url = args.sub_rtsp_url
     at = datetime.now(UTC)
-    outcome = register(registry, camera, actor=args.by, at=at, ffprobe=settings.recorder.ffprobe,
+    outcome = register_camera(registry, camera, actor=args.by, at=at, ffprobe=settings.recorder.ffprobe,
                        stream_check=not args.no_stream_check, allow_clock_offset=args.allow_clock_offset)
     audit.record(registry.catalog, at, args.by, "camera_add", f"camera {camera.id}", grid=camera.grid,
                  purpose=camera.purpose, detail=f"tier {camera.tier}; onvif {camera.onvif_endpoint or '-'}; CLI")
@@ -212,8 +207,6 @@ def cmd_camera_list(args: argparse.Namespace) -> int:
 
 
 def cmd_discover(args: argparse.Namespace) -> int:
-    from jifang.edge.onvif.discovery import discover
-
     devices = discover(timeout=args.timeout, unicast_hosts=args.host or None, interface=args.interface,
                        port=args.port, multicast=not args.no_multicast)
     registered: set[str] = set()

@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from jifang.cli.common import EXIT_FINDING, EXIT_OK, moment, open_catalog, with_config
+from jifang.retention.forecast import by_tier, forecast
+from jifang.retention.metrics import RetentionMetrics
+from jifang.retention.report import render
 from jifang.retention.service import RetentionService
+from prometheus_client import start_http_server
 
 from jifang.config import load_settings
 from jifang.errors import ConfigError, JifangError
@@ -27,8 +32,6 @@ def _retention(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def cmd_retention_audit(args: argparse.Namespace) -> int:
-    from jifang.retention.report import render
-
     service = _retention(args)
     at = moment(args.at) if args.at else datetime.now(UTC)
     audits = service.audit(at=at, grid=args.grid, camera=args.camera)
@@ -82,10 +85,6 @@ def cmd_retention_holds(args: argparse.Namespace) -> int:
 
 
 def cmd_retention_forecast(args: argparse.Namespace) -> int:
-    import shutil
-
-    from jifang.retention.forecast import by_tier, forecast
-
     kind = load_settings(args.config).storage.kind  # before connecting: a missing flag is the first thing to say
     if args.capacity is None and kind != "filesystem":
         raise ConfigError(f"--capacity is required with {kind} storage (jifang cannot read the capacity of an "
@@ -119,9 +118,7 @@ def cmd_retention_forecast(args: argparse.Namespace) -> int:
 
 
 def cmd_retention_run(args: argparse.Namespace) -> int:
-    from jifang.retention.metrics import RetentionMetrics
-    from jifang.retention.scheduler import Scheduler
-    from prometheus_client import start_http_server
+    from jifang.retention.scheduler import Scheduler  # deferred: APScheduler loads only for the long-running job
 
     service = _retention(args)
     metrics = RetentionMetrics()

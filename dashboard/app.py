@@ -13,8 +13,10 @@ from typing import Any
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from jifang.dashboard import compliance
 from jifang.dashboard.limits import BodyLimit
 from jifang.dashboard.options import DashboardOptions
+from jifang.dashboard.routes import audit_log, cameras, footage, incidents, retention, session, system
 from jifang.dashboard.security import SESSION_COOKIE, LoginRequired, csrf_protect
 from jifang.dashboard.state import AppState, Metrics
 from jifang.dashboard.templating import page
@@ -87,9 +89,6 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now, opti
                warm_compliance: bool = False) -> FastAPI:
     """The app; ``warm_compliance`` starts the first retention audit at startup (``jifang dashboard`` and the
     bench), instead of at the first request that needs it."""
-    from jifang.dashboard import compliance
-    from jifang.dashboard.routes import audit_log, cameras, footage, incidents, retention, session, system
-
     options = options or DashboardOptions()
     if catalog is None:
         catalog = Catalog(settings.database.url)

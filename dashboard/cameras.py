@@ -9,6 +9,8 @@ from datetime import datetime
 from jifang.dashboard.security import scope_grids
 from jifang.dashboard.state import AppState
 from jifang.dashboard.users import Principal
+from jifang.edge.onboarding import camera_target, from_probe
+from jifang.edge.onboarding import register as store
 from sqlalchemy import select
 
 from jifang import audit
@@ -72,9 +74,6 @@ def to_json(row: CameraRow, technical: bool) -> dict:
 
 def register(state: AppState, principal: Principal, form: Registration) -> CameraRow:
     """Probe the camera over ONVIF, check its stream and clock, store it (edge.onboarding does the checks)."""
-    from jifang.edge.onboarding import camera_target, from_probe
-    from jifang.edge.onboarding import register as store
-
     target = camera_target(form.endpoint, state.options.camera_networks)
     try:
         camera: NewCamera = from_probe(target, form.username, form.password)

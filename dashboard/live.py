@@ -33,7 +33,7 @@ class NoSnapshot(Exception):
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class LiveFrame:
     jpeg: bytes
     segment_id: int
     taken_at: datetime  # the end of the segment the frame comes from
@@ -67,7 +67,7 @@ def last_frame(ffmpeg: str, video: bytes, timeout: float = 10.0) -> bytes:
     return done.stdout
 
 
-def snapshot(state: AppState, camera_id: str) -> Snapshot:
+def snapshot(state: AppState, camera_id: str) -> LiveFrame:
     """The camera's latest frame; cached for ``snapshot_cache_seconds`` and while no newer segment exists.
     One decode at a time per camera (concurrent viewers wait for it and share the result)."""
     cached = state.snapshots.get(camera_id)
@@ -87,7 +87,7 @@ def snapshot(state: AppState, camera_id: str) -> Snapshot:
             video = state.store.read(MediaKind.VIDEO, row.key)
         except (FileNotFoundError, JifangError):
             raise NoSnapshot("the newest segment is missing from the store") from None
-        shot = Snapshot(last_frame(state.settings.recorder.ffmpeg, video), row.id, row.end_at)
+        shot = LiveFrame(last_frame(state.settings.recorder.ffmpeg, video), row.id, row.end_at)
         state.snapshots[camera_id] = (time.monotonic(), shot)
         return shot
 

@@ -23,18 +23,18 @@ from jifang.store import ObjectStore
 
 @dataclass
 class Metrics:
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    metrics_registry: CollectorRegistry = field(default_factory=CollectorRegistry)  # Prometheus's, not the cameras'
 
     def __post_init__(self) -> None:
         self.requests = Counter("jifang_dashboard_requests_total", "HTTP requests by route and status",
-                                ["method", "route", "status"], registry=self.registry)
+                                ["method", "route", "status"], registry=self.metrics_registry)
         self.latency = Histogram("jifang_dashboard_request_seconds", "HTTP request latency by route",
-                                 ["route"], registry=self.registry,
+                                 ["route"], registry=self.metrics_registry,
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5))
         self.logins = Counter("jifang_dashboard_logins_total", "login attempts by outcome", ["outcome"],
-                              registry=self.registry)
+                              registry=self.metrics_registry)
         self.footage = Counter("jifang_dashboard_footage_views_total", "footage and image views by kind", ["kind"],
-                               registry=self.registry)
+                               registry=self.metrics_registry)
 
 
 @dataclass
@@ -51,7 +51,7 @@ class AppState:
         default_factory=lambda: URLSafeTimedSerializer(secrets.token_bytes(32), salt="jifang-footage"))
     audit_cache: Any = None  # dashboard.compliance.AuditCache (set by create_app)
     scope_tree: Any = None  # (monotonic time, grid -> village, area -> parent), see dashboard.security
-    snapshots: dict = field(default_factory=dict)  # camera id -> (monotonic time, dashboard.live.Snapshot)
+    snapshots: dict = field(default_factory=dict)  # camera id -> (monotonic time, dashboard.live.LiveFrame)
     live_audited: dict = field(default_factory=dict)  # (user id, camera id) -> monotonic time of the audit entry
 
     def registry(self) -> Registry:

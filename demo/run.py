@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 from jifang.demo.recognition import DEMO_PLATE
@@ -13,6 +14,7 @@ from jifang.sim.camera import SimCamera
 
 from jifang.config import dump_settings, parse_settings
 from jifang.errors import ConfigError
+from jifang.incidents.inbox import incidents
 from jifang.supervision import stop_on_signals
 
 log = logging.getLogger("jifang.demo")
@@ -107,8 +109,6 @@ def run_demo(data: Path, duration: float | None = None, metrics_port: int = 9108
             dashboard.should_exit = True  # type: ignore[attr-defined]
         recorded = len(agent.catalog.segments())
         if models is not None:
-            from jifang.recognition.reporting import incidents
-
             print(f"{len(incidents(agent.catalog))} incidents reported", flush=True)
         print(f"stopped; {recorded} segments in the catalog", flush=True)
     finally:
@@ -119,10 +119,6 @@ def run_demo(data: Path, duration: float | None = None, metrics_port: int = 9108
 
 def _print_incidents(agent: EdgeAgent) -> None:
     """Show each new incident as it is reported, as a grid worker's inbox would."""
-    import time
-
-    from jifang.recognition.reporting import incidents
-
     seen: set[int] = set()
     while True:
         try:

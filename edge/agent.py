@@ -26,8 +26,10 @@ from jifang.edge.fleet import FleetMember
 from jifang.edge.health import HealthChecker
 from jifang.edge.spoollock import SpoolLock, spool_path
 from jifang.recognition.evidence import EvidenceSpool
+from jifang.recognition.metrics import RecognitionMetrics
 from jifang.recorder import CameraRecorder, RecorderMetrics, SegmentSink, Spool, Uploader, check_stream
 from jifang.recorder.ffmpeg import url_with_credentials
+from jifang.retention.service import RetentionService
 from prometheus_client import start_http_server
 
 from jifang.config import CameraConfig, Settings
@@ -268,6 +270,7 @@ class EdgeAgent:
 
     def _start_recognition(self, camera_id: str) -> None:
         """Plate and face recognition on the camera's sub-stream (models loaded once, on first use)."""
+        # deferred: recognition (numpy, OpenCV, onnxruntime) loads only when a camera has it switched on
         from jifang.recognition.runtime import CameraRecognizer
 
         camera = self._eligible[camera_id]
@@ -304,7 +307,6 @@ class EdgeAgent:
 
     def _open_pipelines(self) -> dict:
         from jifang.recognition.delivery import Deliverer
-        from jifang.recognition.metrics import RecognitionMetrics
         from jifang.recognition.reporting import IncidentReporter
         from jifang.recognition.watchlist import Watchlist
 
@@ -324,7 +326,6 @@ class EdgeAgent:
         """Hold the video around an incident. The hold enters the ledger at once; when the store is down, the
         legal holds of segments it already has are applied once it returns (segments still spooled are held
         by the uploader on arrival)."""
-        from jifang.retention.service import RetentionService
 
         assert self.store is not None
         service = RetentionService(self.settings, self.catalog, self.store, self.clock)  # the current cameras

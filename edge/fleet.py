@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +19,7 @@ from sqlalchemy import delete, func, select, update
 
 from jifang.db import Catalog, leases
 from jifang.db.models import AgentRow, CameraLease
+from jifang.supervision import Worker, every
 
 log = logging.getLogger("jifang.fleet")
 
@@ -49,16 +49,14 @@ class FleetMember:
         self.clock = clock
         self._start, self._stop_camera = start, stop
         self.owned: dict[str, datetime] = {}  # camera -> until when our lease is known valid
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="fleet", daemon=True)
+        self._worker = Worker("fleet", every(self.lease.total_seconds() / 4, self._tick, log, "fleet step"))
 
     def start(self) -> None:
         self.step()
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
+        self._worker.stop()
         for camera in list(self.owned):
             self._stop_camera(camera)
         try:  # hand everything back at once so the others need not wait for expiry
@@ -70,13 +68,12 @@ class FleetMember:
             log.exception("could not release the camera leases")
         self.owned.clear()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.lease.total_seconds() / 4):
-            try:
-                self.step()
-            except Exception:
-                log.exception("fleet step failed")
-                self._expire_unconfirmed()
+    def _tick(self) -> None:
+        try:
+            self.step()
+        except Exception:
+            log.exception("fleet step failed")
+            self._expire_unconfirmed()
 
     def _expire_unconfirmed(self) -> None:
         now = self.clock()

@@ -8,7 +8,6 @@ cameras that are registered with an ONVIF endpoint. GetSystemDateAndTime needs n
 from __future__ import annotations
 
 import logging
-import threading
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -16,6 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from jifang.registry import Registry
+from jifang.supervision import Worker, every
 
 log = logging.getLogger("jifang.health")
 
@@ -78,20 +78,11 @@ class HealthChecker:
         self.registry = registry
         self.clock = clock
         self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="health", daemon=True)
+        self._worker = Worker("health", every(interval, lambda: check_clocks(self.registry, self.clock), log,
+                                              "camera health check", at_once=True))
 
     def start(self) -> None:
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                check_clocks(self.registry, self.clock)
-            except Exception:
-                log.exception("camera health check failed")
-            self._stop.wait(self.interval)
+        self._worker.stop()

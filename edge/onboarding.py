@@ -56,7 +56,7 @@ def camera_target(endpoint: str, networks: Sequence[str]) -> str:
 
 def from_probe(endpoint: str, username: str, password: str, timeout: float = 5.0) -> NewCamera:
     """A NewCamera filled from an ONVIF probe (identity left for the caller: id, name, grid, tier)."""
-    from jifang.edge.onvif.client import probe
+    from jifang.edge.onvif.client import probe  # deferred: zeep and lxml, only when a camera is probed
 
     host, port = split_host_port(endpoint)
     result = probe(host, port, username, password, timeout=timeout)

@@ -1,13 +1,15 @@
-"""Process supervision shared by every part that runs ffmpeg: capped exponential backoff and a
-terminate-then-kill stop."""
+"""Process supervision shared by every part that runs ffmpeg or a background loop: capped exponential backoff,
+a terminate-then-kill stop, and ``Worker``, the one stoppable background thread."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import signal
 import subprocess
 import threading
+from collections.abc import Callable
 
 PR_SET_PDEATHSIG = 1
 
@@ -64,3 +66,46 @@ def stop_on_signals() -> threading.Event:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     return stop
+
+
+class Worker:
+    """A named daemon thread running ``body(stop)`` until ``stop()`` sets the event; ``body`` returns when it sees
+    it set (wait on it instead of sleeping, so a stop takes effect at once)."""
+
+    def __init__(self, name: str, body: Callable[[threading.Event], None], join_seconds: float = 10.0) -> None:
+        self.stopping = threading.Event()
+        self.join_seconds = join_seconds
+        self._thread = threading.Thread(target=body, args=(self.stopping,), name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the body to end and wait for it (at most ``join_seconds``); harmless when it never started."""
+        self.stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(self.join_seconds)
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+
+def every(seconds: float, step: Callable[[], object], log: logging.Logger, what: str,
+          at_once: bool = False) -> Callable[[threading.Event], None]:
+    """A ``Worker`` body that runs ``step`` every ``seconds`` until stopped (first at once when ``at_once``); a
+    failing step is logged as ``what failed`` and the loop goes on, so one bad pass never ends the worker."""
+
+    def body(stop: threading.Event) -> None:
+        if at_once:
+            _guarded(step, log, what)
+        while not stop.wait(seconds):
+            _guarded(step, log, what)
+
+    return body
+
+
+def _guarded(step: Callable[[], object], log: logging.Logger, what: str) -> None:
+    try:
+        step()
+    except Exception:
+        log.exception("%s failed", what)

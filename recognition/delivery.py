@@ -8,20 +8,20 @@ import hashlib
 import hmac
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import requests
 from jifang.recognition.metrics import DeliveryMetrics
-from jifang.recognition.reporting import incident_document
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
 from jifang.config import MqttConfig, Settings
 from jifang.db import Catalog
 from jifang.db.models import Delivery
+from jifang.incidents.inbox import incident_document
+from jifang.supervision import Worker, every
 
 log = logging.getLogger("jifang.delivery")
 SIGNATURE_HEADER = "X-Jifang-Signature"
@@ -39,7 +39,7 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 class MqttPublisher:
     def __init__(self, config: MqttConfig) -> None:
-        import paho.mqtt.client as mqtt
+        import paho.mqtt.client as mqtt  # deferred: only where an MQTT broker is configured
 
         self.config = config
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"jifang-{int(time.time() * 1000)}")
@@ -69,32 +69,22 @@ class MqttPublisher:
 
 class Deliverer:
     def __init__(self, settings: Settings, catalog: Catalog, clock: Callable[[], datetime],
-                 registry: CollectorRegistry | None = None) -> None:
+                 metrics_registry: CollectorRegistry | None = None) -> None:
         self.settings = settings
         self.catalog = catalog
         self.clock = clock
-        self.failures = DeliveryMetrics(registry).failures
+        self.failures = DeliveryMetrics(metrics_registry).failures
         self._mqtt: MqttPublisher | None = None
         self._secrets = {hook.url: hook.secret for hook in settings.recognition.webhooks}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="delivery", daemon=True)
+        self._worker = Worker("delivery", every(0.5, self.deliver_due, log, "incident delivery pass"), join_seconds=15)
 
     def start(self) -> None:
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(15)
+        self._worker.stop()
         if self._mqtt is not None:
             self._mqtt.close()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.5):
-            try:
-                self.deliver_due()
-            except Exception:
-                log.exception("incident delivery pass failed")
 
     def deliver_due(self) -> int:
         """Send every delivery that is due; returns how many succeeded."""

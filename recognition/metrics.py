@@ -1,4 +1,5 @@
-"""Prometheus metrics of recognition and incidents (names fixed by the recognition issue)."""
+"""Prometheus metrics of recognition and incidents (names fixed by the recognition issue). ``metrics_registry``
+is Prometheus's collector registry, never the camera registry (``jifang.registry``)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 
 class RecognitionMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
-        r = self.registry
+    def __init__(self, metrics_registry: CollectorRegistry | None = None) -> None:
+        self.metrics_registry = metrics_registry or CollectorRegistry()
+        r = self.metrics_registry
         self.frames = Counter("jifang_recognition_frames_total", "Frames analysed", ["camera", "kind"], registry=r)
         self.skipped = Counter("jifang_recognition_frames_skipped_total", "Frames dropped because the models were "
                                "busy (recording is never affected)", ["camera"], registry=r)
@@ -20,7 +21,7 @@ class RecognitionMetrics:
 
 
 class DeliveryMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
+    def __init__(self, metrics_registry: CollectorRegistry | None = None) -> None:
+        self.metrics_registry = metrics_registry or CollectorRegistry()
         self.failures = Counter("jifang_incident_delivery_failures_total", "Failed incident delivery attempts "
-                                "(retried)", ["channel"], registry=self.registry)
+                                "(retried)", ["channel"], registry=self.metrics_registry)

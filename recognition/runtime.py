@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from jifang.recognition.faces.tracking import Sighting, SightingTracker
+from jifang.recognition.faces.tracking import SightingTracker, Track
 from jifang.recognition.metrics import RecognitionMetrics
 from jifang.recognition.reporting import IncidentReporter, Observation
 from jifang.recognition.watchlist import Watchlist
@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from jifang.config import CameraConfig, Settings
 from jifang.errors import JifangError
-from jifang.supervision import Backoff
+from jifang.supervision import Backoff, Worker
 
 log = logging.getLogger("jifang.recognition")
 FPS = {"plate": 4.0, "face": 2.0}
@@ -35,7 +35,7 @@ MATURE_SECONDS = 5.0
 
 
 def jpeg(image: Any) -> bytes:
-    import cv2
+    import cv2  # deferred: OpenCV loads when a frame is encoded, not when the edge agent imports this
 
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
     return data.tobytes() if ok else b""
@@ -55,26 +55,24 @@ class FrameSampler:
         self.camera_id, self.url, self.interval, self.metrics = camera_id, url, 1.0 / fps, metrics
         self.frames: collections.deque[tuple[float, Any]] = collections.deque()
         self.ready = threading.Condition()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"sampler-{camera_id}", daemon=True)
+        self._worker = Worker(f"sampler-{camera_id}", self._run)
 
     def start(self) -> None:
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
+        self._worker.stop()
 
-    def _run(self) -> None:
-        import cv2
+    def _run(self, stop: threading.Event) -> None:
+        import cv2  # deferred: see jpeg()
 
         os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
         backoff = Backoff(initial=1.0, cap=30.0)
-        while not self._stop.is_set():
+        while not stop.is_set():
             capture = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 5000,
                                                                    cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000])
             last_kept = 0.0
-            while not self._stop.is_set() and capture.isOpened():
+            while not stop.is_set() and capture.isOpened():
                 ok, frame = capture.read()
                 if not ok:
                     break
@@ -90,8 +88,8 @@ class FrameSampler:
                     self.frames.append((time.time(), frame))
                     self.ready.notify()
             capture.release()
-            if not self._stop.is_set():
-                self._stop.wait(backoff.next_delay())
+            if not stop.is_set():
+                stop.wait(backoff.next_delay())
 
     def next(self, timeout: float = 1.0) -> tuple[float, Any] | None:
         with self.ready:
@@ -117,23 +115,21 @@ class CameraRecognizer:
             affinity=lambda a, b: 1.0 if a.text == b.text else 0.0, cropper=keep_frame)
         self._reported: dict[str, set[int]] = {"plate": set(), "face": set()}
         self._incident_ids: set[int | None] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"recognizer-{camera.id}", daemon=True)
+        self._worker = Worker(f"recognizer-{camera.id}", self._run)
 
     def start(self) -> None:
         if not self.kinds:
             return
         self.sampler.start()
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._worker.stopping.set()  # no new frame is taken while the sampler winds down
         self.sampler.stop()
-        if self._thread.is_alive():
-            self._thread.join(10)
+        self._worker.stop()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
             sample = self.sampler.next()
             if sample is None:
                 continue
@@ -160,7 +156,7 @@ class CameraRecognizer:
             for sighting in self._due("face", self.faces, t, faces, frame):
                 self._reported_once("face", sighting, self._face_pass)
 
-    def _due(self, kind: str, tracker: SightingTracker, t: float, items: list, frame: Any) -> list[Sighting]:
+    def _due(self, kind: str, tracker: SightingTracker, t: float, items: list, frame: Any) -> list[Track]:
         """Sightings to report now, each once: a watch-listed subject at once (an alert must not wait for the
         pass to end), others when they leave or after MATURE_SECONDS in view. A track counts as reported only
         once its report is durable (see _reported_once): a failed report is tried again on the next frame."""
@@ -175,7 +171,7 @@ class CameraRecognizer:
                 due.append(sighting)
         return due
 
-    def _reported_once(self, kind: str, sighting: Sighting, report: Any) -> None:
+    def _reported_once(self, kind: str, sighting: Track, report: Any) -> None:
         tracker = self.plates if kind == "plate" else self.faces
         in_view = any(s.track_id == sighting.track_id for s in tracker.active)
         try:

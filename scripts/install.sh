@@ -33,12 +33,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python -m pip install -q -e '.[test,faces]'
 # a third-party ONVIF camera simulator for the onboarding tests; --no-deps: its metadata asks for
 # opencv-python, which the tests do not need (they use its ONVIF side only)
 .venv/bin/python -m pip install -q --no-deps ipycam==1.3.0
 # insightface's metadata asks for opencv-python, which must not sit beside opencv-python-headless (same cv2):
-# its real needs are in our dependencies
+# its real needs are the `faces` extra above plus jifang's own dependencies
 .venv/bin/python -m pip install -q --no-deps insightface==2.1
 # an independent ONVIF client (npm onvif), proving our simulator speaks real ONVIF
 npm ci --silent --no-audit --no-fund --prefix tests/onvif_npm

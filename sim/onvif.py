@@ -74,7 +74,7 @@ SNAPSHOT_PATH = "/snapshot.jpg"
 
 
 @dataclass(frozen=True)
-class StreamProfile:
+class SimProfile:
     """One media profile as GetProfiles reports it (a main and a sub stream, like most IP cameras)."""
 
     token: str
@@ -87,8 +87,8 @@ class StreamProfile:
     gov_length: int
 
 
-MAIN_PROFILE = StreamProfile("Profile_1", "MainStream", "VideoEncoder_1", 1920, 1080, 25, 4096, 50)
-SUB_PROFILE = StreamProfile("Profile_2", "SubStream", "VideoEncoder_2", 640, 360, 10, 512, 20)
+MAIN_PROFILE = SimProfile("Profile_1", "MainStream", "VideoEncoder_1", 1920, 1080, 25, 4096, 50)
+SUB_PROFILE = SimProfile("Profile_2", "SubStream", "VideoEncoder_2", 640, 360, 10, 512, 20)
 VIDEO_SOURCE_TOKEN = "VideoSource_1"
 VIDEO_SOURCE_CONFIG_TOKEN = "VideoSourceConfig_1"
 
@@ -544,7 +544,7 @@ class OnvifSimulator:
 
     # -- media service -------------------------------------------------------------------------------------------
 
-    def _profile(self, request: ET.Element) -> StreamProfile:
+    def _profile(self, request: ET.Element) -> SimProfile:
         token = _text(request, f"{{{NS_TRT}}}ProfileToken")
         for profile in (MAIN_PROFILE, SUB_PROFILE):
             if profile.token == token:
@@ -681,4 +681,4 @@ class OnvifSimulator:
         )
 
 
-__all__ = ["OnvifSimulator", "SoapFault", "StreamProfile", "password_digest"]
+__all__ = ["OnvifSimulator", "SimProfile", "SoapFault", "password_digest"]

@@ -457,6 +457,11 @@ def test_dockerfile_is_multi_stage_non_root_and_runs_jifang() -> None:
     assert any(k == "RUN" and "jifang models fetch --dir /models" in r for k, r in instructions[: stages[-1]])
     assert ("COPY", f"--from=models /models {MODELS_DIR}") in runtime
     assert f"JIFANG_MODELS_DIR={MODELS_DIR}" in final["ENV"]
+    # face recognition's libraries: the faces extra, and insightface beside it without its opencv-python
+    builder = instructions[: stages[-1]]
+    assert any(k == "RUN" and '".[faces]"' in r and re.search(r"--no-deps .*insightface==", r) for k, r in builder)
+    assert any(k == "RUN" and '"jifang[faces]"' in r and "--no-deps" in r and "import insightface.app" in r
+               for k, r in runtime), "the image cannot run face recognition"
 
 
 def test_dockerfile_copies_every_package_and_the_ignore_file_lets_them_through() -> None:

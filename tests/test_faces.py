@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from jifang.recognition.faces.engine import Face, FaceEngine, PackError, align_face, yaw_ratio
 from jifang.recognition.faces.matching import DEFAULT_MATCH_THRESHOLD, FaceGallery, Match, cosine
-from jifang.recognition.faces.tracking import Sighting, SightingTracker, iou
+from jifang.recognition.faces.tracking import SightingTracker, Track, iou
 from jifang.recognition.faces.types import Quality, face_rank
 
 REPO = Path(__file__).resolve().parents[1]
@@ -291,7 +291,7 @@ def test_tracker_merges_a_passing_face_into_one_sighting_with_best_crop(
     # and blurred elsewhere, moving far enough between samples that boxes do not overlap; a bystander stays.
     steps = [(0, 0.6, 3), (250, 0.8, 2), (500, 1.2, 0), (750, 0.8, 2), (1000, 0.6, 3)]
     tracker: SightingTracker[Face] = SightingTracker(max_gap_seconds=2.0, cropper=FaceEngine.crop)
-    ended: list[Sighting[Face]] = []
+    ended: list[Track[Face]] = []
     sizes = []
     for k, (x, scale, sigma) in enumerate(steps):
         frame = np.full((720, 1280, 3), 90, np.uint8)

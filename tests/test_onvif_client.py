@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from jifang.edge.onvif.client import ProbeResult, probe, wsdl_dir
+from jifang.edge.onvif.client import DeviceProbe, probe, wsdl_dir
 from jifang.edge.onvif.discovery import discover, parse_probe_matches, probe_message
 
 from jifang.errors import (
@@ -405,7 +405,7 @@ def simulator() -> Iterator[Any]:
         sim.stop()
 
 
-def _check_simulator_result(result: ProbeResult, sim: Any) -> None:
+def _check_simulator_result(result: DeviceProbe, sim: Any) -> None:
     assert (result.manufacturer, result.model, result.firmware, result.serial) == (
         "jifang", "SimCam", "V5.7.3 build 230101", "DS-2CD0001")
     assert result.main_stream_uri == "rtsp://127.0.0.1:8554/main"

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import numpy as np
 from jifang.recognition.metrics import RecognitionMetrics
-from jifang.recognition.reporting import IncidentReporter, incidents
+from jifang.recognition.reporting import IncidentReporter
 from jifang.recognition.runtime import CameraRecognizer
 from jifang.recognition.watchlist import Watchlist
 
 from jifang.config import parse_settings
 from jifang.db import Catalog
 from jifang.db.models import Sighting
+from jifang.incidents.inbox import incidents
 from jifang.store import FilesystemStore
 
 GRID = "331002001001001"
@@ -79,8 +80,9 @@ def test_one_pass_one_incident_and_cooldown(tmp_path: Path) -> None:
     rows = incidents(catalog)
     assert len(rows) == 1, "the second pass within the cooldown joins the first incident"
     assert sightings[0].incident_id == sightings[1].incident_id == rows[0].id
-    assert metrics.registry.get_sample_value("jifang_recognition_frames_total",
+    assert metrics.metrics_registry.get_sample_value("jifang_recognition_frames_total",
                                              {"camera": "33100200001320000001", "kind": "plate"}) == 100
-    assert metrics.registry.get_sample_value("jifang_recognition_hits_total",
+    assert metrics.metrics_registry.get_sample_value("jifang_recognition_hits_total",
                                              {"kind": "plate", "category": "案事件"}) == 2
-    assert metrics.registry.get_sample_value("jifang_incidents_total", {"category": "案事件", "state": "上报"}) == 1
+    assert metrics.metrics_registry.get_sample_value("jifang_incidents_total",
+                                                     {"category": "案事件", "state": "上报"}) == 1

@@ -8,18 +8,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from jifang.dashboard import incidents
 from jifang.dashboard.access import incident_access
-from jifang.dashboard.security import require
+from jifang.dashboard.security import require, scope_grids
 from jifang.dashboard.state import state_of
 from jifang.dashboard.templating import page
 from jifang.dashboard.users import Principal
-from jifang.recognition.reporting import advance, incident_document
 from pydantic import BaseModel, Field
 
 from jifang.db.models import IncidentRow
 from jifang.errors import ConfigError
-from jifang.incidents import CATEGORIES, State
+from jifang.incidents import CATEGORIES, State, next_state
+from jifang.incidents.inbox import inbox, incident_document, summary_json, team
+from jifang.incidents.workflow import advance
 
 router = APIRouter()
 READERS = ("admin", "supervisor", "grid_worker")
@@ -37,10 +37,23 @@ def _advance(request: Request, principal: Principal, row: IncidentRow, body: Adv
     state = state_of(request)
     if body.to not in STATES:
         raise ConfigError(f"unknown state {body.to!r}")
-    if body.assignee and body.assignee not in {m.name for m in incidents.team(state, row.grid)}:
+    if body.assignee and body.assignee not in {m.name for m in team(state.catalog, row.grid)}:
         raise ConfigError(f"{body.assignee} is not a member of grid {row.grid}'s team")
     advance(state.catalog, row.id, body.to, principal.username, state.now(), body.note.strip(), body.assignee)
     return incident_document(state.catalog, row.id)
+
+
+def _inbox(request: Request, principal: Principal, category: str | None, status: str | None,
+           page_no: int) -> tuple[list, int, bool]:
+    """One inbox page within the principal's scope; the count is capped (``DashboardOptions.inbox_count_cap``)."""
+    state = state_of(request)
+    return inbox(state.catalog, scope_grids(state, principal), category, status, page_no, state.options.page_size,
+                 state.options.inbox_count_cap)
+
+
+def _next(current: str) -> str | None:
+    following = next_state(current)
+    return str(following) if following else None
 
 
 @router.get("/api/incidents", tags=["incidents"], response_class=JSONResponse)
@@ -49,10 +62,10 @@ def api_inbox(*, request: Request, category: str | None = Query(None, max_length
               principal: Annotated[Principal, Depends(require(*READERS))]) -> JSONResponse:
     """The scope's incidents newest first, one page; ``total`` counts at most a cap (``total_is_lower_bound``)."""
     size = state_of(request).options.page_size
-    rows, total, capped = incidents.inbox(state_of(request), principal, category, state, page_no, size)
+    rows, total, capped = _inbox(request, principal, category, state, page_no)
     # a JSONResponse of plain str/int values: no jsonable_encoder pass over every item
     return JSONResponse({"total": total, "total_is_lower_bound": capped, "page": page_no, "page_size": size,
-                         "items": [incidents.summary_json(r) for r in rows]})
+                         "items": [summary_json(r) for r in rows]})
 
 
 @router.get("/incidents", include_in_schema=False)
@@ -60,8 +73,7 @@ def inbox_page(*, request: Request, category: str = Query("", max_length=16), st
                page_no: int = Query(1, ge=1, le=100_000, alias="page"),
                principal: Annotated[Principal, Depends(require(*READERS))]) -> Response:
     size = state_of(request).options.page_size
-    rows, total, capped = incidents.inbox(state_of(request), principal, category or None, state or None, page_no,
-                                          size)
+    rows, total, capped = _inbox(request, principal, category or None, state or None, page_no)
     return page(request, "incidents.html", incidents=rows, total=total, capped=capped, page_no=page_no,
                 pages=max(1, math.ceil(total / size)), category=category, state=state, categories=list(CATEGORIES),
                 states=STATES)
@@ -79,8 +91,8 @@ def incident_page(request: Request,
     principal, row = scoped
     state = state_of(request)
     document = incident_document(state.catalog, row.id)
-    return page(request, "incident.html", doc=document, row=row, next_state=incidents.next_state(row.state),
-                team=incidents.team(state, row.grid), can_handle=principal.role in HANDLERS)
+    return page(request, "incident.html", doc=document, row=row, next_state=_next(row.state),
+                team=team(state.catalog, row.grid), can_handle=principal.role in HANDLERS)
 
 
 @router.post("/api/incidents/{incident_id}/advance", tags=["incidents"])

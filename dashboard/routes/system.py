@@ -51,4 +51,4 @@ def metrics(request: Request) -> Response:
         sent = request.headers.get("authorization", "")
         if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
             return Response("bearer token required\n", status_code=401, headers={"www-authenticate": "Bearer"})
-    return Response(generate_latest(state_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(state_of(request).metrics.metrics_registry), media_type=CONTENT_TYPE_LATEST)

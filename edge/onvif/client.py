@@ -84,7 +84,7 @@ class StreamProfile:
 
 
 @dataclass(frozen=True)
-class ProbeResult:
+class DeviceProbe:
     host: str
     port: int
     manufacturer: str
@@ -415,7 +415,7 @@ def _same_host_url(url: str, host: str, port: int) -> str:
     return urlunsplit((parts.scheme, _address(host, port), parts.path, parts.query, ""))
 
 
-def probe(host: str, port: int = 80, username: str = "", password: str = "", timeout: float = 5.0) -> ProbeResult:
+def probe(host: str, port: int = 80, username: str = "", password: str = "", timeout: float = 5.0) -> DeviceProbe:
     """Probe an ONVIF camera: identity, video profiles, main/sub RTSP URIs, snapshot URI and clock offset.
 
     ``timeout`` applies to each request. Raises CameraUnreachableError, CameraTimeoutError, NotOnvifError,
@@ -431,7 +431,7 @@ def probe(host: str, port: int = 80, username: str = "", password: str = "", tim
         raise CameraError(f"{session.where}: ONVIF {session.last_what} failed: {reason}") from None
 
 
-def _probe(session: _Session) -> ProbeResult:
+def _probe(session: _Session) -> DeviceProbe:
     offset = _clock_offset(session)
     session.use_token(offset)
 
@@ -453,7 +453,7 @@ def _probe(session: _Session) -> ProbeResult:
     # Highest resolution (then frame rate) is the main stream; the lowest other one is the sub stream.
     by_size = sorted(with_uri, key=lambda p: (p.width * p.height, p.fps or 0.0), reverse=True)
     main, sub = by_size[0], (by_size[-1] if len(by_size) > 1 else None)
-    return ProbeResult(
+    return DeviceProbe(
         host=session.host, port=session.port,
         manufacturer=_text(getattr(info, "Manufacturer", "")), model=_text(getattr(info, "Model", "")),
         firmware=_text(getattr(info, "FirmwareVersion", "")), serial=_text(getattr(info, "SerialNumber", "")),

@@ -5,7 +5,7 @@ Importing this package is cheap; the heavy modules (insightface, onnxruntime) lo
 """
 
 from jifang.recognition.faces.matching import DEFAULT_MATCH_THRESHOLD, FaceGallery, Match, cosine
-from jifang.recognition.faces.tracking import Sighting, SightingTracker
+from jifang.recognition.faces.tracking import SightingTracker, Track
 from jifang.recognition.faces.types import Face, Quality, QualityPolicy
 
 __all__ = [
@@ -15,7 +15,7 @@ __all__ = [
     "Match",
     "Quality",
     "QualityPolicy",
-    "Sighting",
     "SightingTracker",
+    "Track",
     "cosine",
 ]

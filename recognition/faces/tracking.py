@@ -21,7 +21,7 @@ from jifang.recognition.faces.types import Face, face_rank
 T = TypeVar("T")
 Box = tuple[int, int, int, int]
 
-__all__ = ["Sighting", "SightingTracker", "iou"]
+__all__ = ["SightingTracker", "Track", "iou"]
 
 
 def iou(a: Box, b: Box) -> float:
@@ -34,7 +34,7 @@ def iou(a: Box, b: Box) -> float:
 
 
 @dataclass(eq=False)
-class Sighting(Generic[T]):
+class Track(Generic[T]):
     """One pass of one subject. `best` is the highest-ranked item seen, `best_crop` its crop when the tracker
     was given frames and a cropper (so no frame has to be kept), `best_frame_index` the update() call it came
     from (0-based, counting every update since the tracker was made)."""
@@ -104,17 +104,17 @@ class SightingTracker(Generic[T]):
         self._embedding = embedding
         self._affinity = affinity
         self._cropper = cropper
-        self._active: list[Sighting[T]] = []
+        self._active: list[Track[T]] = []
         self._ids = itertools.count(1)
         self._frame_index = -1
         self._last_t: float | None = None
 
     @property
-    def active(self) -> list[Sighting[T]]:
+    def active(self) -> list[Track[T]]:
         """Sightings still open (seen within the gap)."""
         return list(self._active)
 
-    def _appearance(self, item: T, track: Sighting[T]) -> float | None:
+    def _appearance(self, item: T, track: Track[T]) -> float | None:
         """Similarity of an item to a track, None when there is nothing to compare."""
         if self._affinity is not None:
             return float(self._affinity(item, track.last if track.last is not None else track.best))
@@ -133,7 +133,7 @@ class SightingTracker(Generic[T]):
                 sims.append(float(probe @ vec) / denom if denom > 0 else 0.0)
         return max(sims, default=None)
 
-    def update(self, t: float, items: list[T], image: np.ndarray | None = None) -> list[Sighting[T]]:
+    def update(self, t: float, items: list[T], image: np.ndarray | None = None) -> list[Track[T]]:
         """Feed one frame's items at time `t` (seconds, non-decreasing); returns the sightings that ended,
         i.e. were not seen for more than `max_gap_seconds` before `t`. Give `image` (the frame) with a
         `cropper` to have each sighting keep the crop of its best item."""
@@ -169,7 +169,7 @@ class SightingTracker(Generic[T]):
                 self._active.append(self._start(t, item, image))
         return ended
 
-    def flush(self) -> list[Sighting[T]]:
+    def flush(self) -> list[Track[T]]:
         """End and return every open sighting (stream stopped, or shutdown)."""
         ended, self._active = self._active, []
         return ended
@@ -179,8 +179,8 @@ class SightingTracker(Generic[T]):
             return None
         return self._cropper(image, item)
 
-    def _start(self, t: float, item: T, image: np.ndarray | None) -> Sighting[T]:
-        return Sighting(
+    def _start(self, t: float, item: T, image: np.ndarray | None) -> Track[T]:
+        return Track(
             track_id=next(self._ids),
             first_seen=t,
             last_seen=t,
@@ -193,7 +193,7 @@ class SightingTracker(Generic[T]):
             last=item,
         )
 
-    def _extend(self, track: Sighting[T], t: float, item: T, image: np.ndarray | None) -> None:
+    def _extend(self, track: Track[T], t: float, item: T, image: np.ndarray | None) -> None:
         track.last_seen = t
         track.frames += 1
         track.last = item

@@ -133,7 +133,7 @@ def test_plate_and_face_hits_become_delivered_incidents(tmp_path: Path, mqtt_bro
             done = jifang("incident", "list", "--json")
             return json.loads(done.stdout)
 
-        from jifang.recognition.reporting import incidents as incident_rows
+        from jifang.incidents.inbox import incidents as incident_rows
 
         catalog = agent.catalog()
         assert wait_for(lambda: len(incident_rows(catalog)) >= 2, 60, interval=0.2), agent.log()

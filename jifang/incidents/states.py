@@ -1,7 +1,5 @@
 """Incident reports of DB3310/T 55-2019 Appendix A: categories, workflow states, GB/T 31000 codes, routing.
-
-Shared by recognition (which reports hits), the dashboard (where grid teams handle them) and delivery.
-"""
+Pure data and rules: no database, so anything may import it cheaply."""
 
 from __future__ import annotations
 
@@ -55,3 +53,8 @@ def gbt31000_code(category: str, subcategory: str) -> str | None:
 
 def can_move(current: State | str, target: State | str) -> bool:
     return NEXT_STATE.get(State(current)) == State(target)
+
+
+def next_state(current: State | str) -> State | None:
+    """The one state an incident in ``current`` may move to; None once closed."""
+    return NEXT_STATE.get(State(current))
