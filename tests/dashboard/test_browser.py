@@ -4,6 +4,7 @@ a supervisor opens the retention page and the printable report. Screenshots go t
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import socket
@@ -26,6 +27,8 @@ pytestmark = [pytest.mark.integration,
 
 @pytest.fixture
 def server(world: World) -> Iterator[str]:
+    # the simulated cameras these flows register listen on loopback, which the default camera networks refuse
+    world.options = dataclasses.replace(world.options, camera_networks=("127.0.0.0/8",))
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

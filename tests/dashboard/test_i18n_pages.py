@@ -112,7 +112,7 @@ def test_every_page_as_every_role_is_translated(lived_in: World, client: TestCli
 def test_the_pages_show_the_translations(lived_in: World, client: TestClient) -> None:
     login(client, "admin")
     zh = visible_text(client.get(f"/cameras/{CAMERA_A}/live?lang=zh").text)
-    assert "时钟偏差" in zh and "未录像" in zh and "该摄像机没有运行中的录像进程" in zh and "摄像机离线" in zh
+    assert "时钟偏差" in zh and "无记录且无原因" in zh and "该摄像机没有运行中的录像进程" in zh and "摄像机离线" in zh
     en = visible_text(client.get(f"/cameras/{CAMERA_A}/live?lang=en").text)
     assert "clock skew" in en and "not recorded" in en and "clock_skew" not in en
     assert "管理员" in visible_text(client.get("/cameras?lang=zh").text)

@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from jifang.recognition.evidence import EvidenceSpool
-from jifang.recognition.reporting import IncidentReporter, Observation, incident_document
+from jifang.recognition.reporting import IncidentReporter, Observation
 from jifang.recognition.watchlist import Watchlist
 
 from jifang.config import parse_settings
 from jifang.db import Catalog
+from jifang.incidents.inbox import incident_document
 from jifang.registry import Registry
 from jifang.store.minio_store import MinioStore
 from jifang.tiers import MediaKind, retain_until

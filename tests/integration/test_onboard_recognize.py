@@ -77,7 +77,7 @@ def test_onvif_two_profiles_recognize_plate_without_restart(tmp_path: Path) -> N
             (main.url, sub.url, ["plate"])]
 
         catalog = agent.catalog()
-        from jifang.recognition.reporting import incidents
+        from jifang.incidents.inbox import incidents
 
         assert wait_for(lambda: len(incidents(catalog)) >= 1, 90, interval=0.5), agent.log()
         print(f"incident {time.monotonic() - adding:.1f} s after 'camera add' started (models loaded in that time)")
