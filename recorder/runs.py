@@ -51,9 +51,8 @@ class RunFolder:
 
     def _real_seconds(self, name: str) -> float | None:
         """Monotonic duration of segment ``name`` (opening to the next opening), when both were seen."""
-        try:
-            number = int(name.removeprefix("seg-").removesuffix(".mp4"))
-        except ValueError:
+        number = _number(name)
+        if number is None:
             return None
         if number in self._opened and number + 1 in self._opened:
             return self._opened[number + 1] - self._opened[number]
@@ -100,7 +99,11 @@ class RunFolder:
                 # ffmpeg's own times around a step are off by a frame or so: keep the re-timed line contiguous
                 listed_start = self.last_listed_end
             self._after_step = False
-            if real is not None and abs((listed_end - listed_start).total_seconds() - real) > STEP_TOLERANCE_SECONDS:
+            # the run's first segment is not judged: ffmpeg opens its file only after probing the input, while
+            # the packets it buffered meanwhile keep their earlier times (seconds with a slow H.265 or PS probe)
+            first = bool(self._opened) and _number(name) == min(self._opened)
+            if real is not None and not first \
+                    and abs((listed_end - listed_start).total_seconds() - real) > STEP_TOLERANCE_SECONDS:
                 step = (listed_end - listed_start).total_seconds() - real
                 listed_start = self.last_listed_end or listed_start
                 listed_end = listed_start + timedelta(seconds=real)
@@ -117,3 +120,11 @@ class RunFolder:
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _number(name: str) -> int | None:
+    """The segment number in a file name ``seg-000012.mp4``."""
+    try:
+        return int(name.removeprefix("seg-").removesuffix(".mp4"))
+    except ValueError:
+        return None

@@ -3,18 +3,18 @@ not a 500, and HSTS is sent when the dashboard is served over https."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from fastapi.testclient import TestClient
 from jifang.dashboard.options import DashboardOptions
 
-from tests.dashboard.world import CAMERA_A, World, login
+from tests.dashboard.world import CAMERA_A, NOW, World, login
 
 
 def test_footage_grant_ends_at_logout(world: World, app) -> None:  # type: ignore[no-untyped-def]
     client = TestClient(app)
     token = login(client, "worker")
-    now = datetime.now(UTC)
+    now = NOW  # the world's segment time: module import may be minutes before this test runs
     grant = client.post(f"/api/footage/{CAMERA_A}", json={"start": (now - timedelta(minutes=5)).isoformat(),
                                                            "end": now.isoformat(), "purpose": "核查案情"},
                         headers={"x-csrf-token": token})

@@ -64,6 +64,10 @@ class TcpProxy:
 
     def close(self) -> None:
         if self._listener is not None:
+            # shutdown first: a bare close() leaves the accept() blocked in the other thread holding the
+            # listening socket, which would then let one more connection through
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
             self._listener = None
         with self._lock:
