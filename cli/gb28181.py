@@ -21,7 +21,7 @@ def attach_to_agent(agent) -> GbPlatform:  # type: ignore[no-untyped-def]
     """Start the SIP server and hand the agent the recorders of the assigned channels (``jifang edge run``)."""
     registry = agent.registry
     platform = GbPlatform(agent.settings.gb28181, agent.catalog, registry.box if registry else None,
-                          agent.metrics.registry, agent.clock)
+                          agent.metrics.metrics_registry, agent.clock)
     platform.start()
     recording = GbRecording(platform, agent.settings.recorder, agent.sink, agent.catalog, agent.metrics,
                             agent.spool.recording_dir, agent.clock, on_status=agent._status_changed,

@@ -123,7 +123,8 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
     service = _retention(args)
     metrics = RetentionMetrics()
     if args.metrics_port is not None:
-        server, _thread = start_http_server(args.metrics_port, addr=args.metrics_host, registry=metrics.registry)
+        server, _thread = start_http_server(args.metrics_port, addr=args.metrics_host,
+                                            registry=metrics.metrics_registry)
         print(f"metrics: http://{args.metrics_host}:{server.server_port}/metrics", flush=True)
     scheduler = Scheduler(service, metrics)
     print(f"retention scheduler {scheduler.holder} waiting for the lease", flush=True)

@@ -312,13 +312,13 @@ class EdgeAgent:
 
         assert self.store is not None
         pipelines: dict = {
-            "metrics": RecognitionMetrics(self.metrics.registry),
+            "metrics": RecognitionMetrics(self.metrics.metrics_registry),
             "watchlist": Watchlist(self.catalog),
             "reporter": IncidentReporter(self.settings, self.catalog, self.store, self.clock,
                                          hold=self._hold, evidence=self.evidence),
         }
         self._load_readers(pipelines, {kind for camera in self._eligible.values() for kind in camera.recognize})
-        self._deliverer = Deliverer(self.settings, self.catalog, self.clock, self.metrics.registry)
+        self._deliverer = Deliverer(self.settings, self.catalog, self.clock, self.metrics.metrics_registry)
         self._deliverer.start()
         return pipelines
 
@@ -488,7 +488,7 @@ class EdgeAgent:
         host = host or self.settings.metrics.host
         port = self.settings.metrics.port if port is None else port
         try:
-            server, _thread = start_http_server(port, addr=host, registry=self.metrics.registry)
+            server, _thread = start_http_server(port, addr=host, registry=self.metrics.metrics_registry)
         except OSError as exc:
             raise ConfigError(
                 f"metrics endpoint {host}:{port}: {exc.strerror}; choose another --metrics-port") from None

@@ -6,9 +6,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
 class RecorderMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
-        r = self.registry
+    def __init__(self, metrics_registry: CollectorRegistry | None = None) -> None:
+        self.metrics_registry = metrics_registry or CollectorRegistry()  # Prometheus's, not the cameras'
+        r = self.metrics_registry
         self.camera_up = Gauge("jifang_camera_up", "1 while the camera's stream is being recorded", ["camera"],
                                registry=r)
         self.reconnects = Counter("jifang_camera_reconnects_total", "Recorder restarts after a stream failure",

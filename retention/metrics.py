@@ -9,9 +9,9 @@ from jifang.domain import GapCause
 
 
 class RetentionMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
-        r = self.registry
+    def __init__(self, metrics_registry: CollectorRegistry | None = None) -> None:
+        self.metrics_registry = metrics_registry or CollectorRegistry()  # Prometheus's, not the cameras'
+        r = self.metrics_registry
         self.compliant = Gauge("jifang_retention_compliant", "1 when the point meets its retention floor",
                                ["camera", "tier"], registry=r)
         self.coverage = Gauge("jifang_retention_coverage_ratio", "Covered share of the required window",

@@ -268,7 +268,7 @@ def test_metrics_and_job_runs(history) -> None:  # type: ignore[no-untyped-def]
     scheduler = Scheduler(service, metrics, clock=clock)
     for job in ("enforce", "audit"):
         scheduler.run_job(job)
-    value = metrics.registry.get_sample_value
+    value = metrics.metrics_registry.get_sample_value
     assert value("jifang_retention_compliant", {"camera": KEY, "tier": "key"}) == 1
     assert value("jifang_retention_compliant", {"camera": IMPORTANT, "tier": "important"}) == 0
     assert value("jifang_retention_gap_seconds", {"camera": KEY, "cause": "camera_offline"}) == 4 * 3600

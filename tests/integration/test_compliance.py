@@ -67,7 +67,7 @@ def test_healthy_recording_is_compliant_at_every_audit_and_outages_have_causes(t
             assert point.gaps == [] and point.coverage == 1.0, point.gaps
             assert point.settle_seconds == 12  # one 2 s segment being recorded + 10 s to close and catalogue it
             metrics.publish([point])
-            assert metrics.registry.get_sample_value("jifang_retention_compliant",
+            assert metrics.metrics_registry.get_sample_value("jifang_retention_compliant",
                                                      {"camera": CAMERA, "tier": "key"}) == 1
             audits += 1
             if audits in (2, 5):  # the CLI too, as a user runs it (a subprocess: slower, so only twice)

@@ -256,7 +256,7 @@ def test_udp_reordered_lossy_media_and_h265(tmp_path: Path, monkeypatch: pytest.
                                 str(tmp_path / "store" / "jifang-video" / row.key)],
                                capture_output=True, text=True, check=True)
         assert probe.stdout.strip() == ("hevc" if codec == "h265" else "h264")
-    reg = agent.metrics.registry
+    reg = agent.metrics.metrics_registry
     assert metric(reg, "jifang_gb28181_rtp_reordered_total", channel=channel) > 0
     assert metric(reg, "jifang_gb28181_rtp_lost_total", channel=channel) > 0
     if codec == "h265":
@@ -283,7 +283,7 @@ def test_refused_invite_and_foreign_ssrc_become_gaps_then_recording_resumes(
         device.fault.refuse_invite = 486
     else:
         device.fault.send_ssrc = 1234567  # RTP that is not the stream the platform asked for
-    reg = agent.metrics.registry
+    reg = agent.metrics.metrics_registry
     try:
         device.start()
         assert wait_for(lambda: len(gb.store.channels(DEVICE)) == 4, 15)
