@@ -119,6 +119,23 @@ TEXT: dict[str, tuple[str, str]] = {
     "camera_id_short": ("编码", "ID"),
     "evidence_crop": ("目标截图", "crop"),
     "evidence_frame": ("全景图", "frame"),
+    "gb_devices": ("国标 GB/T 28181 设备", "GB/T 28181 devices"),
+    "gb_device_id": ("设备编码", "Device ID"),
+    "gb_channel_id": ("通道编码", "Channel ID"),
+    "gb_device_state": ("在线状态", "State"),
+    "gb_online": ("在线", "online"),
+    "gb_offline": ("离线", "offline"),
+    "gb_last_keepalive": ("最后心跳", "Last keepalive"),
+    "seconds_ago": ("秒前", "s ago"),
+    "gb_address": ("信令地址", "SIP address"),
+    "gb_registered_until": ("注册有效期至", "Registered until"),
+    "gb_reported": ("设备上报状态", "Reported by the device"),
+    "gb_media": ("媒体状态", "Media"),
+    "since": ("自", "since"),
+    "gb_none": ("尚无国标设备。添加设备后, 设备即可注册:",
+                "No GB/T 28181 device yet. Add one, then it can register:"),
+    "gb_assign_note": ("未分配网格和等级的通道只列出、不录像。分配:",
+                       "Channels without a grid and tier are listed, not recorded. Assign one:"),
 }
 
 ENUMS: dict[str, dict[str, tuple[str, str]]] = {
@@ -149,6 +166,18 @@ ENUMS: dict[str, dict[str, tuple[str, str]]] = {
         "view_image": ("调阅图片", "image viewed"),
         "view_live": ("查看实时画面", "live view"),
         "view_video": ("调阅视频", "video viewed"),
+    },
+    "media": {  # jifang.dashboard.devices.MEDIA_STATES: a GB/T 28181 channel's media
+        "unassigned": ("未分配 (不录像)", "unassigned (not recorded)"),
+        "disabled": ("已停用", "disabled"),
+        "receiving": ("正在接收", "receiving"),
+        "down": ("中断", "down"),
+        "waiting": ("等待首个片段", "waiting for the first segment"),
+    },
+    "reported": {  # a channel's Status in the device's Catalog
+        "ON": ("在线", "on"),
+        "OFF": ("离线", "off"),
+        "": ("-", "-"),
     },
     "actor": {  # who acted, when it was not a person
         "system": ("系统", "system"),

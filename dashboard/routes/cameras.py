@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
-from jifang.dashboard import cameras, live
+from jifang.dashboard import cameras, devices, live
 from jifang.dashboard.access import camera_access
 from jifang.dashboard.audit import record
 from jifang.dashboard.security import require, same_origin
@@ -52,8 +52,18 @@ class CameraPatch(BaseModel):
 
 @router.get("/cameras", include_in_schema=False)
 def camera_list(request: Request, principal: Annotated[Principal, Depends(require(*EVERYONE))]) -> Response:
-    return page(request, "cameras.html", cameras=cameras.visible(state_of(request), principal),
-                technical=principal.role in TECHNICAL)
+    technical = principal.role in TECHNICAL
+    state = state_of(request)
+    return page(request, "cameras.html", cameras=cameras.visible(state, principal), technical=technical,
+                devices=devices.devices(state) if technical else [])
+
+
+@router.get("/api/gb28181/devices", tags=["cameras"])
+def api_gb28181_devices(request: Request, principal: Annotated[Principal, Depends(require(*TECH))]) -> list[dict]:
+    """GB/T 28181 devices with their online state (from the last keepalive), address, registration and channels,
+    each with its grid and tier once assigned and its media state (unassigned, disabled, receiving, waiting, or
+    down with the cause of its open gap)."""
+    return [devices.to_json(view) for view in devices.devices(state_of(request))]
 
 
 @router.get("/api/cameras", tags=["cameras"])

@@ -44,6 +44,7 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     ("GET", "/api/session"): Expect(ALL, 200),
     ("GET", "/cameras"): Expect(ALL, 200),
     ("GET", "/api/cameras"): Expect(ALL, 200),
+    ("GET", "/api/gb28181/devices"): Expect(TECH, 200),
     ("GET", "/api/cameras/{camera_id}"): Expect(ALL, 200, scoped=True),
     ("GET", "/api/cameras/{camera_id}/snapshot.jpg"): Expect(ALL, 200, scoped=True),
     ("GET", "/api/cameras/{camera_id}/health"): Expect(ALL, 200, scoped=True),

@@ -21,7 +21,7 @@ from jifang.config import Settings, parse_settings
 from jifang.crypto import SecretBox
 from jifang.db import Catalog
 from jifang.db.models import IncidentRow, IncidentStep, SegmentRow
-from jifang.domain import ObjectMeta, video_key
+from jifang.domain import GapCause, ObjectMeta, video_key
 from jifang.registry import NewCamera, Registry
 from jifang.store import FilesystemStore
 from jifang.tiers import MediaKind, Tier, retain_until
@@ -140,3 +140,33 @@ def login(client: TestClient, username: str, password: str = PASSWORD) -> str:
                                            "csrf_token": login_csrf(client)}, follow_redirects=False)
     assert response.status_code == 303, response.text
     return client.get("/api/session").json()["csrf_token"]
+
+
+GB_DEVICE_UP, GB_DEVICE_GONE = "33100200001180000001", "33100200001180000002"
+GB_RECEIVING, GB_UNASSIGNED, GB_DOWN = "33100200001310000001", "33100200001310000002", "33100200001310000003"
+
+
+def add_gb28181_devices(world: World, registry_key: str) -> None:
+    """Two GB/T 28181 devices as the SIP server leaves them: one registered with a fresh keepalive (a channel
+    being recorded, one not assigned), one whose keepalives stopped 15 minutes ago although its row still says
+    online (its agent died) with an assigned channel whose gap is open with ``device_offline``."""
+    from jifang.gb28181.devices import DeviceStore  # a test may reach across parts; dashboard code may not
+    from jifang.gb28181.manscdp import ChannelItem
+
+    store = DeviceStore(world.catalog, SecretBox(registry_key))
+    registry = Registry(world.catalog, SecretBox(registry_key))
+    for device, channels, seen in ((GB_DEVICE_UP, (GB_RECEIVING, GB_UNASSIGNED), NOW - timedelta(seconds=5)),
+                                   (GB_DEVICE_GONE, (GB_DOWN,), NOW - timedelta(minutes=15))):
+        store.add_device(device, "gb-password", "村口球机", NOW - timedelta(hours=3))
+        store.registered(device, "127.0.0.1", 5062, "udp", NOW - timedelta(hours=1), NOW + timedelta(hours=1))
+        store.set_online(device, True, seen)
+        store.device_info(device, "海康威视", "DS-2DE", "V5.7")
+        store.update_channels(device, [ChannelItem(id=c, name=f"通道{c[-2:]}", status="ON") for c in channels], NOW)
+    for channel in (GB_RECEIVING, GB_DOWN):
+        store.assign(registry, channel, GRID_A, "key", "test", NOW - timedelta(hours=1), signage=True,
+                     purpose="治安防控")
+    registry.set_status(GB_RECEIVING, "online", "", NOW - timedelta(minutes=50))
+    registry.set_status(GB_DOWN, "unreachable", f"camera {GB_DOWN}: GB/T 28181 device went offline",
+                        NOW - timedelta(minutes=14))
+    world.catalog.open_gap(GB_DOWN, NOW - timedelta(minutes=14), GapCause.DEVICE_OFFLINE,
+                           f"camera {GB_DOWN}: GB/T 28181 device {GB_DEVICE_GONE} went offline")
