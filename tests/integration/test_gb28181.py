@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fastapi.testclient import TestClient
 from jifang.cli.gb28181 import attach_to_agent
+from jifang.dashboard.app import create_app
+from jifang.dashboard.users import Users
 from jifang.edge.agent import EdgeAgent
 from jifang.gb28181.service import GbPlatform
 from jifang.sim.gb28181_device import SimDeviceError, SimGbDevice
@@ -27,8 +30,10 @@ from jifang.crypto import SecretBox
 from jifang.db import Catalog
 from jifang.domain import GapCause
 from jifang.registry import Registry, open_registry
+from jifang.store import FilesystemStore
 from jifang.store.base import utc_now
 from jifang.tiers import MediaKind, Tier
+from tests.dashboard.world import login
 
 from .agent import REPO, Agent, wait_for
 from .checks import holes
@@ -38,7 +43,7 @@ pytestmark = pytest.mark.integration
 DEVICE = "33100200001180000001"
 GRID = "331002001001001"
 PASSWORD = "s3cret-sip"
-RECORD_SECONDS = 40  # the issue asks for 2 minutes; 40 s of consecutive segments on a shared 2-core machine
+RECORD_SECONDS = 120  # the issue's 2 minutes of consecutive segments
 
 
 def metric(registry: CollectorRegistry, name: str, **labels: str) -> float:
@@ -135,6 +140,27 @@ def write_config(folder: Path, db_url: str, s3_endpoint: str, transport: str = "
     return path
 
 
+class TechnicianView:
+    """The dashboard a technician opens, on the database the agent writes: what /api/gb28181/devices says."""
+
+    def __init__(self, config: Path, catalog: Catalog, folder: Path) -> None:
+        settings = parse_settings(yaml.safe_load(config.read_text()), "test")
+        store = FilesystemStore(folder / "dashboard-store")  # the page under test reads only the catalog
+        store.ensure_ready()
+        Users(catalog).add("tech", "correct-horse-battery", "technician", "", utc_now(), "test")
+        self.client = TestClient(create_app(settings, catalog=catalog, store=store))
+        login(self.client, "tech", "correct-horse-battery")
+
+    def device(self) -> dict:
+        return next(d for d in self.client.get("/api/gb28181/devices").json() if d["id"] == DEVICE)
+
+    def media(self) -> dict[str, tuple[str, str | None]]:
+        return {c["id"]: (c["media"], c["cause"]) for c in self.device()["channels"]}
+
+    def page(self) -> str:
+        return self.client.get("/cameras").text
+
+
 def cli(config: Path, env: dict[str, str], *args: str) -> str:
     done = subprocess.run([sys.executable, "-m", "jifang.cli", *args[:2], "--config", str(config), *args[2:]],
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=120, check=False)
@@ -142,8 +168,10 @@ def cli(config: Path, env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-def test_two_assigned_channels_recorded_to_s3_and_offline_gaps(tmp_path: Path, s3, pg_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_two_assigned_channels_recorded_to_s3_and_offline_gaps(tmp_path: Path, s3, pg_url: str,  # type: ignore[no-untyped-def]
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     key = SecretBox.new_key()
+    monkeypatch.setenv("JIFANG_REGISTRY_KEY", key)
     env = {**os.environ, "JIFANG_REGISTRY_KEY": key, "SIP_PASSWORD": PASSWORD}
     config = write_config(tmp_path, pg_url, s3.endpoint)
     catalog = Catalog(pg_url)
@@ -170,6 +198,14 @@ def test_two_assigned_channels_recorded_to_s3_and_offline_gaps(tmp_path: Path, s
         time.sleep(RECORD_SECONDS)
         assert agent.metric("jifang_gb28181_devices_online") == 1
         assert agent.metric("jifang_gb28181_invites_total", result="ok") >= 2
+        # the technician's cameras page: the device online with a recent keepalive, two channels receiving
+        view = TechnicianView(config, catalog, tmp_path)
+        seen = view.device()
+        assert seen["online"] and seen["keepalive_age_seconds"] < 2 * 3 and seen["transport"] == "tcp", seen
+        media = view.media()
+        assert all(media[c] == ("receiving", None) for c in recorded), media
+        assert all(media[c] == ("unassigned", None) for c in unassigned), media
+        assert f'data-device="{DEVICE}" data-online="true"' in view.page()
 
         # the device stops its keepalives for 3 intervals: offline, BYE, device_offline gaps
         device.fault.drop_keepalives = True
@@ -177,12 +213,16 @@ def test_two_assigned_channels_recorded_to_s3_and_offline_gaps(tmp_path: Path, s
         for channel in recorded:
             gap = next(g for g in catalog.gaps(channel) if g.end_at is None)
             assert gap.cause == GapCause.DEVICE_OFFLINE, gap
+        assert not view.device()["online"]
+        assert all(view.media()[c] == ("down", "device_offline") for c in recorded), view.media()
+        assert f'data-device="{DEVICE}" data-online="false"' in view.page()
         assert wait_for(lambda: not device.streams, 10), "the platform did not BYE the streams"
         back = time.monotonic()
         device.fault.drop_keepalives = False
         assert wait_for(lambda: not any(catalog.has_open_gap(c) for c in recorded), 60), agent.log()
         resumed_after = time.monotonic() - back
         print(f"recording resumed {resumed_after:.1f} s after the keepalives returned")
+        assert view.device()["online"] and all(view.media()[c] == ("receiving", None) for c in recorded)
         time.sleep(6)
         assert agent.stop() == 0, agent.log()
     finally:
