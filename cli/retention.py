@@ -35,7 +35,7 @@ def cmd_retention_audit(args: argparse.Namespace) -> int:
     service = _retention(args)
     at = moment(args.at) if args.at else datetime.now(UTC)
     audits = service.audit(at=at, grid=args.grid, camera=args.camera)
-    text = render(audits, args.format, at, service.settings)
+    text = render(audits, args.format, at, service.settings, args.lang)
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")
         print(f"report written to {args.output}", file=sys.stderr)
@@ -142,6 +142,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     audit.add_argument("--camera", help="only this camera")
     audit.add_argument("--at", help="audit as of this date/time (ISO 8601; default now)")
     audit.add_argument("--format", choices=["table", "json", "csv", "html"], default="table")
+    audit.add_argument("--lang", choices=["zh", "en"], default="zh",
+                       help="language of the printable html report (json, csv and table carry both)")
     audit.add_argument("--output", help="write the report to this file")
     audit.set_defaults(func=cmd_retention_audit)
     enforce = with_config(rsub.add_parser("enforce", help="one pass: verify/extend locks, lost uploads, expiry"))

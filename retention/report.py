@@ -10,6 +10,7 @@ import html
 import io
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 
 from jifang.retention.coverage import Gap, PointAudit
@@ -21,28 +22,42 @@ from jifang.tiers import DEFAULT_TIMEZONE, zone
 FORMATS = ("table", "json", "csv", "html")
 STANDARD = "DB3310/T 55-2019 §8.3.2"
 
-TIER_LABELS = {"key": "重点涉恐涉稳点位 (key point)", "important": "重要部位 (important location)",
-               "general": "一般点位 (general)"}
-CAUSE_LABELS = {str(cause): f"{zh} ({en})" for cause, (zh, en) in GAP_CAUSE_NAMES.items()}
-FINDING_LABELS = {
-    "lock_margin": "存储锁定期短于保存期限 (a stored lock is shorter than the floor)",
-    "min_coverage": "覆盖率低于该等级的最低要求 (coverage below the tier minimum)",
-    "image_lock_short": "图片锁定期短于保存期限 (an image lock is shorter than the image floor)",
-    "image_deleted_before_floor": "图片在保存期限前被删除 (images deleted before their floor)",
+LANGS = ("zh", "en")
+# (Chinese, English) pairs: the HTML report is printed in one language; JSON, CSV and the table carry both
+TIER_NAMES = {"key": ("重点涉恐涉稳点位", "key point"), "important": ("重要部位", "important location"),
+              "general": ("一般点位", "general")}
+FINDING_NAMES = {
+    "lock_margin": ("存储锁定期短于保存期限", "a stored lock is shorter than the floor"),
+    "min_coverage": ("覆盖率低于该等级的最低要求", "coverage below the tier minimum"),
+    "image_lock_short": ("图片锁定期短于保存期限", "an image lock is shorter than the image floor"),
+    "image_deleted_before_floor": ("图片在保存期限前被删除", "images deleted before their floor"),
 }
-RULE = [
-    "要求窗口 = [max(当前时间 − 保存期限, 登记时间), 当前时间 − 结算时间]；登记之前不适用，不计入分母。"
-    " (Required window = [max(now − floor, registered), now − settle]; before registration is not applicable.)",
-    "每个无视频区间都有原因，原因仅来自当时写入的证据（录像端事件、代理值守记录、保存任务的核查结果）。"
-    " (Every interval without video has a cause, from evidence written at the time.)",
-    "违规：无原因的无记录区间、上传失败、对象缺失、锁定期不足、图片早于期限被删除。"
-    " (Violations: unexplained intervals, lost or missing objects, short locks, images deleted before the floor.)",
-    "已说明原因的中断（摄像机离线、代理离线、交接、存储不可用、时钟跳变）不算违规，但降低覆盖率；"
-    "若设置了等级最低覆盖率，低于该值即为违规。"
-    " (Explained outages lower the coverage only; below a configured per-tier minimum coverage they violate.)",
+RULE_LINES = [
+    ("要求窗口 = [max(当前时间 − 保存期限, 登记时间), 当前时间 − 结算时间]；登记之前不适用，不计入分母。",
+     "Required window = [max(now − floor, registered), now − settle]; before registration is not applicable."),
+    ("每个无视频区间都有原因，原因仅来自当时写入的证据（录像端事件、代理值守记录、保存任务的核查结果）。",
+     "Every interval without video has a cause, from evidence written at the time (recorder events, agent "
+     "custody records, the retention job's checks)."),
+    ("违规：无原因的无记录区间、上传失败、对象缺失、锁定期不足、图片早于期限被删除。",
+     "Violations: unexplained intervals, lost or missing objects, short locks, images deleted before the floor."),
+    ("已说明原因的中断（摄像机离线、代理离线、交接、存储不可用、时钟跳变）不算违规，但降低覆盖率；"
+     "若设置了等级最低覆盖率，低于该值即为违规。",
+     "Explained outages (camera offline, agent offline, handover, store unavailable, clock step) are no "
+     "violation but lower the coverage; below a configured per-tier minimum coverage they violate."),
 ]
-VERDICTS = {"compliant": "合规 (compliant)", "compliant_so_far": "目前合规，窗口未满 (compliant so far)",
-            "non_compliant": "不合规 (NON-COMPLIANT)"}
+VERDICT_NAMES = {"compliant": ("合规", "compliant"), "compliant_so_far": ("目前合规，窗口未满", "compliant so far"),
+                 "non_compliant": ("不合规", "NON-COMPLIANT")}
+
+
+def _both(pair: tuple[str, str]) -> str:
+    return f"{pair[0]} ({pair[1]})"
+
+
+TIER_LABELS = {code: _both(pair) for code, pair in TIER_NAMES.items()}
+CAUSE_LABELS = {str(cause): _both(pair) for cause, pair in GAP_CAUSE_NAMES.items()}
+FINDING_LABELS = {code: _both(pair) for code, pair in FINDING_NAMES.items()}
+RULE = [f"{zh} ({en})" for zh, en in RULE_LINES]
+VERDICTS = {code: _both(pair) for code, pair in VERDICT_NAMES.items()}
 CAUSE_COLOURS = {"camera_offline": "#f0ad4e", "agent_offline": "#f7d26a", "handover": "#9ecae1",
                  "store_unavailable": "#fdae6b", "clock_step": "#bcbddc", "not_recorded": "#d9534f",
                  "object_missing": "#8e44ad", "upload_failed": "#c0392b", "lock_too_short": "#e67e22"}
@@ -159,19 +174,20 @@ def to_data(audits: list[PointAudit], generated_at: datetime, settings: Settings
     return data
 
 
-def render(audits: list[PointAudit], fmt: str, generated_at: datetime, settings: Settings) -> str:
+def render(audits: list[PointAudit], fmt: str, generated_at: datetime, settings: Settings, lang: str = "zh") -> str:
+    """The report in ``fmt``; ``lang`` (zh | en) picks the printed HTML's language (the others carry both)."""
     if fmt == "json":
         return json.dumps(to_data(audits, generated_at, settings), ensure_ascii=False, indent=2)
     if fmt == "csv":
         return render_csv(audits, settings)
     if fmt == "html":
-        return render_html(audits, generated_at, settings)
+        return render_html(audits, generated_at, settings, lang)
     return render_table(audits, generated_at, settings)
 
 
-def margin_text(seconds: float | None) -> str:
+def margin_text(seconds: float | None, unverified: str = "未核查 (unverified)") -> str:
     if seconds is None:
-        return "未核查 (unverified)"
+        return unverified
     sign = "-" if seconds < 0 else "+"
     return f"{sign}{hms(abs(seconds))}"
 
@@ -212,7 +228,8 @@ def render_csv(audits: list[PointAudit], settings: Settings) -> str:
     return out.getvalue()
 
 
-def timeline_svg(audit: PointAudit, tz: str, width: int = 720, height: int = 22) -> str:
+def timeline_svg(audit: PointAudit, tz: str, width: int = 720, height: int = 22, label: str = "覆盖时间轴",
+                 cause_name: Callable[[str], str] | None = None) -> str:
     """The window as one bar: green where video is, each gap in its cause's colour (at least 2 px wide, so a
     minute in three months still shows), local date ticks under it."""
     span = (audit.window_end - audit.window_start).total_seconds() or 1.0
@@ -225,30 +242,80 @@ def timeline_svg(audit: PointAudit, tz: str, width: int = 720, height: int = 22)
         w = max(2.0, x(gap.end) - x(gap.start))
         bars.append(f'<rect x="{min(x(gap.start), width - w):.1f}" y="0" width="{w:.1f}" height="{height}" '
                     f'fill="{CAUSE_COLOURS.get(str(gap.cause), "#d9534f")}"><title>'
-                    f'{html.escape(cause_label(str(gap.cause)))} {html.escape(local_text(gap.start, tz))} – '
+                    f'{(cause_name or (lambda c: html.escape(cause_label(c))))(str(gap.cause))} '
+                    f'{html.escape(local_text(gap.start, tz))} – '
                     f'{html.escape(local_text(gap.end, tz))}</title></rect>')
     ticks = []
     for i in range(5):
         moment = audit.window_start + (audit.window_end - audit.window_start) * (i / 4)
         anchor = "start" if i == 0 else "end" if i == 4 else "middle"
-        label = moment.astimezone(zone(tz)).strftime("%m-%d %H:%M")
+        tick = moment.astimezone(zone(tz)).strftime("%m-%d %H:%M")
         ticks.append(f'<text x="{width * i / 4:.1f}" y="{height + 12}" font-size="10" text-anchor="{anchor}">'
-                     f'{label}</text>')
+                     f'{tick}</text>')
     return (f'<svg class="timeline" viewBox="0 0 {width} {height + 14}" width="{width}" height="{height + 14}" '
-            f'role="img" aria-label="覆盖时间轴 coverage timeline {audit.camera}">{"".join(bars)}{"".join(ticks)}'
+            f'role="img" aria-label="{html.escape(label)} {audit.camera}">{"".join(bars)}{"".join(ticks)}'
             f'</svg>')
 
 
-def _images_text(a: PointAudit) -> str:
+# the printed report's words, (Chinese, English)
+WORDS = {
+    "title": ("视频图像保存合规审计报告", "Retention compliance report"),
+    "site": ("站点", "Site"), "timezone": ("时区", "Time zone"), "generated": ("生成时间", "Generated"),
+    "settle": ("结算时间", "Settle"),
+    "settle_note": ("正在录制的片段及其入库；上传在 {grace} 分钟宽限后判定",
+                    "the segment being recorded and its cataloguing; uploads are judged after the {grace}-minute "
+                    "upload grace"),
+    "result": ("结论", "Result"), "points_compliant": ("个点位合规", "points compliant"),
+    "mean_coverage": ("平均覆盖率", "mean coverage"), "rule": ("判定规则", "Verdict rule"),
+    "summary": ("汇总", "Summary"), "grid": ("网格", "Grid"), "compliant": ("合规", "Compliant"),
+    "coverage": ("覆盖率", "Coverage"), "tier": ("等级", "Tier"), "legend": ("图例", "Legend"),
+    "video": ("有视频", "video"), "points": ("点位", "Points"), "window": ("要求窗口", "Window"),
+    "min_lock_margin": ("最短锁定余量", "Min lock margin"), "objects_checked": ("对象核查", "Objects checked"),
+    "images": ("图片", "Images"), "by_cause": ("按原因", "By cause"), "intervals": ("区间", "Intervals"),
+    "why": ("结论依据", "Why"), "no_violation": ("无违规", "no violation"), "none": ("无", "none"),
+    "violation": ("违规", "violation"), "more": ("更多, 见 JSON 报告", "more: see the JSON report"),
+    "complete_on": ("窗口将于 {at} 完整，目前合规", "the window is complete on {at}; compliant so far"),
+    "not_checked": ("未核查", "not yet checked"), "unverified": ("未核查", "unverified"),
+    "objects": ("个对象", "objects"), "held": ("法律保全", "held"),
+    "deleted_before_floor": ("期限前删除", "deleted before floor"), "violating": ("违规区间", "violating intervals"),
+    "digest": ("报告摘要 (JSON 报告的 SHA-256)", "Report digest (SHA-256 of the JSON report)"),
+    "auditor": ("审核人", "Auditor"), "grid_head": ("网格长", "Grid head"), "date": ("日期", "Date"),
+    "timeline": ("覆盖时间轴", "coverage timeline"),
+}
+
+
+def _images_text(a: PointAudit, w) -> str:  # type: ignore[no-untyped-def]
     if a.images is None:
-        return "未核查 (not yet checked)"
+        return w("not_checked")
     i = a.images
-    return (f"{i.objects} 个对象 (objects) · 最短锁定余量 (min lock margin) {margin_text(i.min_lock_margin_seconds)}"
-            f" · 法律保全 (held) {i.held} · 期限前删除 (deleted before floor) {i.deleted_before_floor}")
+    margin = margin_text(i.min_lock_margin_seconds, w("unverified"))
+    return (f"{i.objects} {w('objects')} · {w('min_lock_margin')} {margin}"
+            f" · {w('held')} {i.held} · {w('deleted_before_floor')} {i.deleted_before_floor}")
 
 
-def render_html(audits: list[PointAudit], generated_at: datetime, settings: Settings) -> str:
+def render_html(audits: list[PointAudit], generated_at: datetime, settings: Settings, lang: str = "zh") -> str:
+    """The printable report in one language (``zh``, the default, or ``en``): every word, cause, tier and verdict
+    localised; gap details are shown as recorded (evidence, marked ``verbatim``)."""
+    if lang not in LANGS:
+        raise ValueError(f"report language must be one of {', '.join(LANGS)}, got {lang!r}")
+    index = LANGS.index(lang)
     esc = html.escape
+
+    def w(key: str, **values: object) -> str:
+        return esc(WORDS[key][index].format(**values))
+
+    def name(pairs: dict[str, tuple[str, str]], code: str) -> str:
+        return esc(pairs[code][index]) if code in pairs else esc(code)
+
+    def cause(code: str) -> str:
+        return name({str(c): p for c, p in GAP_CAUSE_NAMES.items()}, code)
+
+    def finding(code: str) -> str:
+        return f"{w('violating')}: {cause(code[4:])}" if code.startswith("gap:") else name(FINDING_NAMES, code)
+
+    def when(moment: datetime) -> str:
+        return esc(local_text(moment, tz))
+
     tz = settings.timezone
     data = to_data(audits, generated_at, settings)
     grids = {g.code: g for g in settings.grids}
@@ -257,46 +324,49 @@ def render_html(audits: list[PointAudit], generated_at: datetime, settings: Sett
     grid_rows = "".join(
         f"<tr><td>{esc(code)} {esc(grids[code].name if code in grids else '')}</td><td>{b['compliant']}/{b['points']}"
         f"</td><td>{100 * b['coverage']:.2f}%</td></tr>" for code, b in s["by_grid"].items())
-    tier_rows = "".join(f"<tr><td>{esc(TIER_LABELS.get(t, t))}</td><td>{b['compliant']}/{b['points']}</td>"
+    tier_rows = "".join(f"<tr><td>{name(TIER_NAMES, t)}</td><td>{b['compliant']}/{b['points']}</td>"
                         f"<td>{100 * b['coverage']:.2f}%</td></tr>" for t, b in s["by_tier"].items())
+    def verbatim(detail: str) -> str:  # a recorded detail, shown as it was written
+        return f' — <q class="verbatim">{esc(detail)}</q>' if detail else ""
+
     points = []
     for a in audits:
-        by_cause = "".join(f"<li>{esc(cause_label(c))}: {hms(sec)}</li>" for c, sec in gaps_by_cause(a).items())
+        by_cause = "".join(f"<li>{cause(c)}: {hms(sec)}</li>" for c, sec in gaps_by_cause(a).items())
         gaps = "".join(
-            f"<li class='{'violation' if g.violation else 'explained'}'>{esc(cause_label(str(g.cause)))}: "
-            f"{esc(local_text(g.start, tz))} – {esc(local_text(g.end, tz))} ({hms(g.seconds)})"
-            f"{' ⚠ 违规 (violation)' if g.violation else ''}{(' — ' + esc(g.detail)) if g.detail else ''}</li>"
-            for g in a.gaps[:200]) or "<li>无 (none)</li>"
+            f"<li class='{'violation' if g.violation else 'explained'}'>{cause(str(g.cause))}: "
+            f"{when(g.start)} – {when(g.end)} ({hms(g.seconds)})"
+            f"{' ⚠ ' + w('violation') if g.violation else ''}"
+            f"{verbatim(g.detail)}</li>"
+            for g in a.gaps[:200]) or f"<li>{w('none')}</li>"
         if len(a.gaps) > 200:
-            gaps += f"<li>… {len(a.gaps) - 200} 更多 (more): 见 JSON (see the JSON report)</li>"
-        why = "".join(f"<li>{esc(finding_label(f.code))}: {esc(f.detail)}</li>" for f in a.findings)
-        complete = (f"<br>窗口将于 {esc(local_text(a.complete_at, tz))} 完整 (window complete on that date; "
-                    "compliant so far)") if a.complete_at else ""
-        checked = local_text(a.locks_checked_at, tz) if a.locks_checked_at else "未核查 (not yet)"
+            gaps += f"<li>… {len(a.gaps) - 200} {w('more')}</li>"
+        why = "".join(f"<li>{finding(f.code)}{verbatim(f.detail)}</li>" for f in a.findings)
+        complete = f"<br>{w('complete_on', at=local_text(a.complete_at, tz))}" if a.complete_at else ""
+        checked = when(a.locks_checked_at) if a.locks_checked_at else w("not_checked")
         points.append(f"""
 <section class="point {'ok' if a.compliant else 'bad'}">
-<h3>{esc(a.camera)} {esc(names.get(a.camera, ''))} — {esc(VERDICTS[verdict_key(a)])}</h3>
+<h3>{esc(a.camera)} {esc(names.get(a.camera, ''))} — {name(VERDICT_NAMES, verdict_key(a))}</h3>
 <table class="facts">
-<tr><th>网格 Grid</th><td>{esc(a.grid)} {esc(grids[a.grid].name if a.grid in grids else '')}</td>
-<th>等级 Tier</th><td>{esc(TIER_LABELS.get(a.tier, a.tier))}</td></tr>
-<tr><th>要求窗口 Window</th><td colspan="3">{esc(local_text(a.window_start, tz))} – {esc(local_text(a.window_end, tz))}
+<tr><th>{w('grid')}</th><td>{esc(a.grid)} {esc(grids[a.grid].name if a.grid in grids else '')}</td>
+<th>{w('tier')}</th><td>{name(TIER_NAMES, a.tier)}</td></tr>
+<tr><th>{w('window')}</th><td colspan="3">{when(a.window_start)} – {when(a.window_end)}
 ({hms(a.required_seconds)}){complete}</td></tr>
-<tr><th>覆盖率 Coverage</th><td>{100 * a.coverage:.3f}% ({hms(a.covered_seconds)})</td>
-<th>最短锁定余量 Min lock margin</th><td>{esc(margin_text(a.min_lock_margin_seconds))}</td></tr>
-<tr><th>对象核查 Objects checked</th><td>{esc(checked)}</td><th>图片 Images</th><td>{esc(_images_text(a))}</td></tr>
+<tr><th>{w('coverage')}</th><td>{100 * a.coverage:.3f}% ({hms(a.covered_seconds)})</td>
+<th>{w('min_lock_margin')}</th><td>{esc(margin_text(a.min_lock_margin_seconds, WORDS['unverified'][index]))}</td></tr>
+<tr><th>{w('objects_checked')}</th><td>{checked}</td><th>{w('images')}</th><td>{_images_text(a, w)}</td></tr>
 </table>
-{timeline_svg(a, tz)}
-<p>按原因 By cause:</p><ul class="causes">{by_cause or '<li>无 (none)</li>'}</ul>
-<p>区间 Intervals:</p><ul class="gaps">{gaps}</ul>
-<p>结论依据 Why: {'<ul>' + why + '</ul>' if why else '无违规 (no violation)'}</p>
+{timeline_svg(a, tz, label=WORDS['timeline'][index], cause_name=cause)}
+<p>{w('by_cause')}:</p><ul class="causes">{by_cause or f'<li>{w("none")}</li>'}</ul>
+<p>{w('intervals')}:</p><ul class="gaps">{gaps}</ul>
+<p>{w('why')}: {'<ul>' + why + '</ul>' if why else w('no_violation')}</p>
 </section>""")
-    legend = " ".join(f"<span class='swatch' style='background:{c}'></span> {esc(cause_label(k))}"
+    legend = " ".join(f"<span class='swatch' style='background:{c}'></span> {cause(k)}"
                       for k, c in CAUSE_COLOURS.items())
-    rule = "".join(f"<li>{esc(line)}</li>" for line in RULE)
+    rule = "".join(f"<li>{esc(pair[index])}</li>" for pair in RULE_LINES)
     settle = audits[0].settle_seconds if audits else 0.0
     return f"""<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8">
-<title>视频图像保存合规审计报告 Retention compliance report</title>
+<html lang="{'zh-CN' if lang == 'zh' else 'en'}"><head><meta charset="utf-8">
+<title>{w('title')}</title>
 <style>
 body {{ font-family: "WenQuanYi Micro Hei", "Noto Sans CJK SC", sans-serif; margin: 2em; color: #222;
  -webkit-print-color-adjust: exact; print-color-adjust: exact; }}
@@ -306,25 +376,25 @@ section.bad {{ background: #fbeaea; }} .violation {{ color: #a00; }} .timeline {
 .swatch {{ display: inline-block; width: 1em; height: 1em; vertical-align: middle; }}
 .signatures {{ margin-top: 3em; display: flex; gap: 4em; }} .signatures div {{ border-top: 1px solid #000;
  width: 14em; padding-top: 4px; }} .digest {{ font-family: monospace; word-break: break-all; }}
+q.verbatim {{ quotes: none; font-size: 90%; color: #555; }}
 @media print {{ body {{ margin: 1cm; }} }}
 </style></head><body>
-<h1>视频图像保存合规审计报告<br><small>Retention compliance report — {STANDARD}</small></h1>
-<p>站点 Site: {esc(settings.site)} · 时区 Time zone: {esc(tz)}<br>
-生成时间 Generated: {esc(local_text(generated_at, tz))}<br>
-结算时间 Settle: {hms(settle)}（正在录制的片段及其入库；上传在 {settings.retention.upload_grace_minutes} 分钟宽限后判定
- — the segment being recorded and its cataloguing; uploads are judged after the upload grace）<br>
-结论 Result: {s['compliant']}/{s['points']} 点位合规 points compliant;
- 平均覆盖率 mean coverage {100 * s['coverage']:.2f}%</p>
-<h2>判定规则 Verdict rule</h2><ol class="rule">{rule}</ol>
-<h2>汇总 Summary</h2>
-<table><thead><tr><th>网格 Grid</th><th>合规 Compliant</th><th>覆盖率 Coverage</th></tr></thead>
+<h1>{w('title')}<br><small>{STANDARD}</small></h1>
+<p>{w('site')}: {esc(settings.site)} · {w('timezone')}: {esc(tz)}<br>
+{w('generated')}: {when(generated_at)}<br>
+{w('settle')}: {hms(settle)} ({w('settle_note', grace=settings.retention.upload_grace_minutes)})<br>
+{w('result')}: {s['compliant']}/{s['points']} {w('points_compliant')};
+ {w('mean_coverage')} {100 * s['coverage']:.2f}%</p>
+<h2>{w('rule')}</h2><ol class="rule">{rule}</ol>
+<h2>{w('summary')}</h2>
+<table><thead><tr><th>{w('grid')}</th><th>{w('compliant')}</th><th>{w('coverage')}</th></tr></thead>
 <tbody>{grid_rows}</tbody></table>
-<table><thead><tr><th>等级 Tier</th><th>合规 Compliant</th><th>覆盖率 Coverage</th></tr></thead>
+<table><thead><tr><th>{w('tier')}</th><th>{w('compliant')}</th><th>{w('coverage')}</th></tr></thead>
 <tbody>{tier_rows}</tbody></table>
-<p>图例 Legend: <span class='swatch' style='background:#5cb85c'></span> 有视频 (video) {legend}</p>
-<h2>点位 Points</h2>
+<p>{w('legend')}: <span class='swatch' style='background:#5cb85c'></span> {w('video')} {legend}</p>
+<h2>{w('points')}</h2>
 {''.join(points)}
-<p>报告摘要 Report digest (SHA-256 of the JSON report): <span class="digest">{data['sha256']}</span></p>
-<div class="signatures"><div>审核人 Auditor</div><div>网格长 Grid head</div><div>日期 Date</div></div>
+<p>{w('digest')}: <span class="digest">{data['sha256']}</span></p>
+<div class="signatures"><div>{w('auditor')}</div><div>{w('grid_head')}</div><div>{w('date')}</div></div>
 </body></html>
 """

@@ -199,9 +199,12 @@ def test_four_formats_agree(history) -> None:  # type: ignore[no-untyped-def]
 
     page = render(audits, "html", NOW, service.settings)
     assert page.count("<svg class=\"timeline\"") == 3
-    assert "审核人 Auditor" in page and "网格长 Grid head" in page and "示范网格" in page
+    assert "审核人" in page and "网格长" in page and "示范网格" in page and "Auditor" not in page
     assert page.count("class='violation'") == 2
     assert data["sha256"] in page and "2026-11-07 18:00:00 (UTC+08:00)" in page and "4:00:00" in page
+    english = render(audits, "html", NOW, service.settings, "en")
+    assert "Auditor" in english and "Grid head" in english and "审核人" not in english
+    assert english.count("NON-COMPLIANT") == 2 and "camera offline" in english and data["sha256"] in english
 
 
 def test_cli_audit_exit_codes_and_formats(history, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -358,7 +361,7 @@ def test_the_printed_report_renders_in_chromium(history) -> None:  # type: ignor
     for raw in [*(str(c) for c in GapCause if "_" in str(c)), "non_compliant", "compliant_so_far", "tier: key"]:
         assert raw not in text, raw
     assert not re.search(r"\d{2}:\d{2}(:\d{2})?Z\b", text), "a UTC-only time"
-    assert "(UTC+08:00)" in text and "审核人" in text and "摄像机离线 (camera offline)" in text
+    assert "(UTC+08:00)" in text and "审核人" in text and "摄像机离线" in text
     assert bars == [720, 720, 720] and gap_bars == 3 + 3  # each window bar, plus one bar per gap (one each)
     assert "4:00:00" in text and "(0.0 h)" not in text
 

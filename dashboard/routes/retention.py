@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from jifang.dashboard import compliance, timeline
 from jifang.dashboard.access import CAMERA_ID
 from jifang.dashboard.audit import record
+from jifang.dashboard.i18n import pick
 from jifang.dashboard.security import require, same_origin
 from jifang.dashboard.state import state_of
 from jifang.dashboard.templating import page
@@ -69,5 +70,5 @@ def printable_report(request: Request, principal: Annotated[Principal, Depends(r
     state = state_of(request)
     scoped = compliance.audit(state, principal)
     record(request, principal, "export", "retention report", detail=f"{len(scoped.audits)} points")
-    html = render(scoped.audits, "html", scoped.at, scoped.settings)
+    html = render(scoped.audits, "html", scoped.at, scoped.settings, pick(request))
     return HTMLResponse(html, headers={"content-security-policy": REPORT_CSP})
