@@ -33,7 +33,7 @@ FINDING_NAMES = {
     "image_deleted_before_floor": ("图片在保存期限前被删除", "images deleted before their floor"),
 }
 RULE_LINES = [
-    ("要求窗口 = [max(当前时间 − 保存期限, 登记时间), 当前时间 − 结算时间]；登记之前不适用，不计入分母。",
+    ("要求窗口：自“当前时间 − 保存期限”与“登记时间”中较晚者起，至“当前时间 − 结算时间”止；登记之前不适用，不计入分母。",
      "Required window = [max(now − floor, registered), now − settle]; before registration is not applicable."),
     ("每个无视频区间都有原因，原因仅来自当时写入的证据（录像端事件、代理值守记录、保存任务的核查结果）。",
      "Every interval without video has a cause, from evidence written at the time (recorder events, agent "
@@ -380,7 +380,7 @@ q.verbatim {{ quotes: none; font-size: 90%; color: #555; }}
 @media print {{ body {{ margin: 1cm; }} }}
 </style></head><body>
 <h1>{w('title')}<br><small>{STANDARD}</small></h1>
-<p>{w('site')}: {esc(settings.site)} · {w('timezone')}: {esc(tz)}<br>
+<p>{w('site')}: <code>{esc(settings.site)}</code> · {w('timezone')}: <code>{esc(tz)}</code><br>
 {w('generated')}: {when(generated_at)}<br>
 {w('settle')}: {hms(settle)} ({w('settle_note', grace=settings.retention.upload_grace_minutes)})<br>
 {w('result')}: {s['compliant']}/{s['points']} {w('points_compliant')};
@@ -394,7 +394,7 @@ q.verbatim {{ quotes: none; font-size: 90%; color: #555; }}
 <p>{w('legend')}: <span class='swatch' style='background:#5cb85c'></span> {w('video')} {legend}</p>
 <h2>{w('points')}</h2>
 {''.join(points)}
-<p>{w('digest')}: <span class="digest">{data['sha256']}</span></p>
+<p>{w('digest')}: <code class="digest">{data['sha256']}</code></p>
 <div class="signatures"><div>{w('auditor')}</div><div>{w('grid_head')}</div><div>{w('date')}</div></div>
 </body></html>
 """

@@ -1,5 +1,6 @@
 """Every page, as every role, in Chinese and in English: no untranslated UI word and no raw stored code
-(camera status, gap cause, role, audit action) reaches a user. Times carry the site's offset."""
+(camera status, gap cause, role, audit action, media state) reaches a user, nor in the printed retention report.
+Times carry the site's offset."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def lived_in(world: World, registry_key: str) -> World:
 PAGES = (
     "/cameras", f"/cameras/{CAMERA_A}/live", f"/cameras/{CAMERA_A}", "/cameras/new", "/incidents",
     "/incidents/{incident}", "/retention", f"/retention/points/{CAMERA_A}", f"/footage/{CAMERA_A}",
-    "/audit", "/incidents/999999",
+    "/audit", "/incidents/999999", "/retention/report",
 )
 
 
@@ -56,7 +57,8 @@ def test_every_page_as_every_role_is_translated(lived_in: World, client: TestCli
             if response.status_code == 200 and url.endswith("/live"):
                 assert "+08:00" in text, (user, url)  # site-local times with their offset
     assert not failures, "\n".join(failures)
-    assert all(seen[p] for p in ("/cameras", f"/incidents/{incident}", f"/cameras/{CAMERA_A}/live"))
+    must_render = ("/cameras", f"/incidents/{incident}", f"/cameras/{CAMERA_A}/live", "/retention/report")
+    assert all(seen[p] for p in must_render), seen
     assert seen["/incidents/999999"] == 0
 
 
