@@ -75,6 +75,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "gaps": ("缺失时段", "Gaps"),
     "cause": ("原因", "Cause"),
     "compliant_so_far": ("目前合规，窗口未满", "compliant so far"),
+    "audited_at": ("审计时间", "audited at"),
     "window_complete_on": ("窗口完整于", "window complete on"),
     "lock_margin": ("锁定余量", "Lock margin"),
     "printable_report": ("打印审计报告", "Printable audit report"),

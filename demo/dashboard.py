@@ -40,6 +40,7 @@ def serve_dashboard(settings: Settings, port: int = 8080) -> tuple[str, object]:
     """Serve the dashboard on 127.0.0.1 in a thread; returns its URL and the server (to stop it)."""
     import uvicorn
     from jifang.dashboard.app import create_app
+    from jifang.dashboard.options import DashboardOptions
 
     with socket.socket() as probe:
         try:
@@ -47,7 +48,8 @@ def serve_dashboard(settings: Settings, port: int = 8080) -> tuple[str, object]:
         except OSError:
             probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    app = create_app(settings, warm_compliance=True)
+    # the demo's points are minutes old: a compliance audit every 15 s lets its supervisor watch the window grow
+    app = create_app(settings, options=DashboardOptions(compliance_refresh_seconds=15), warm_compliance=True)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", server_header=False))
     threading.Thread(target=server.run, name="dashboard", daemon=True).start()
     return f"http://127.0.0.1:{port}/", server

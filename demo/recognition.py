@@ -1,5 +1,5 @@
 """The demo's recognition cameras: a clip of the sample photo inside the insightface wheel (faces) and a clip
-of a rendered plate, a demo watchlist that matches both, and the demo grid's team to receive the incidents."""
+of a rendered plate, and a demo watchlist that matches both."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from jifang.db import Catalog
 from jifang.errors import ConfigError
 
 DEMO_PLATE = "浙J5A7B2"
-FACE_CAMERA = ("33100200001320000003", "demo-face", "important", "Demo entrance (faces)")
-PLATE_CAMERA = ("33100200001320000004", "demo-plate", "key", "Demo checkpoint (plates)")
-TEAM = (("陈静", "专职网格员"), ("王芳", "网格长"), ("李强", "网格指导员"))
+FACE_CAMERA = ("33100200001320000003", "demo-face", "important", "示范入口 (人脸识别)")
+PLATE_CAMERA = ("33100200001320000004", "demo-plate", "key", "示范卡口 (车牌识别)")
 
 
 def models_dir(data: Path) -> Path:
@@ -51,30 +50,23 @@ def prepare_media(data: Path) -> dict[str, Path]:
             "people": people}
 
 
-def enrol_demo_watchlist(catalog: Catalog, models: Path, people: Path, grid: str) -> None:
-    """A demo person (the largest face of the sample photo) and a demo vehicle; the grid's team; idempotent."""
+def enrol_demo_watchlist(catalog: Catalog, models: Path, people: Path) -> None:
+    """A demo person (the largest face of the sample photo) and a demo vehicle on the watchlist; idempotent."""
     from datetime import UTC, datetime
 
     import cv2
     from jifang.recognition.faces.engine import FaceEngine
     from jifang.recognition.watchlist import Watchlist
 
-    from jifang.registry import Registry
-
-    registry = Registry(catalog)
-    if not any(g.code == grid for g in registry.grids()):
-        registry.add_grid(grid, "示范网格 Demo grid", "城市社区")
-        for name, role in TEAM:
-            registry.add_member(grid, name, role, channels="dashboard")
     watchlist = Watchlist(catalog)
     names = {entry.name for entry in watchlist.entries()}
     now = datetime.now(UTC)
-    if "示范车辆 demo vehicle" not in names:
-        watchlist.add(kind="plate", name="示范车辆 demo vehicle", plate=DEMO_PLATE, category="案事件",
-                      subcategory="治安刑事案件", reason="demo: 违法犯罪可疑的车辆", owner="demo", at=now)
-    if "示范人员 demo person" not in names:
+    if "示范车辆" not in names:
+        watchlist.add(kind="plate", name="示范车辆", plate=DEMO_PLATE, category="案事件",
+                      subcategory="治安刑事案件", reason="示范: 违法犯罪可疑的车辆", owner="demo", at=now)
+    if "示范人员" not in names:
         photo = cv2.imread(str(people))
         face = max(FaceEngine(models / "packs" / "jifang_sface").detect(photo),
                    key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
-        watchlist.add(kind="face", name="示范人员 demo person", category="人员管理", subcategory="重点人员",
-                      reason="demo: 重点人员", owner="demo", at=now, embeddings=[(face.embedding, people.name)])
+        watchlist.add(kind="face", name="示范人员", category="人员管理", subcategory="重点人员",
+                      reason="示范: 重点人员", owner="demo", at=now, embeddings=[(face.embedding, people.name)])

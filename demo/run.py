@@ -20,9 +20,11 @@ from jifang.supervision import stop_on_signals
 log = logging.getLogger("jifang.demo")
 
 DEMO_GRID = "331002001001001"  # 椒江区 (331002) + village/community code + serial 001
+# the grid's 3+X+Y team (§6) who receive its incidents
+DEMO_TEAM = (("王芳", "网格长"), ("李强", "网格指导员"), ("陈静", "专职网格员"))
 DEMO_CAMERAS = [
-    ("33100200001320000001", "demo-key", "key", "Demo gate (key point)"),
-    ("33100200001320000002", "demo-important", "important", "Demo square (important point)"),
+    ("33100200001320000001", "demo-key", "key", "示范大门 (重点点位)"),
+    ("33100200001320000002", "demo-important", "important", "示范广场 (重要部位)"),
 ]
 
 
@@ -44,7 +46,8 @@ def demo_settings(data: Path, urls: dict[str, str], models: Path | None = None) 
         "recorder": {"segment_seconds": 10, "spool_dir": str(data / "spool")},
         "metrics": {"host": "127.0.0.1", "port": 9108},
         "recognition": {"models_dir": str(models or data / "models")},
-        "grids": [{"code": DEMO_GRID, "name": "示范网格 Demo grid", "type": "城市社区"}],
+        "grids": [{"code": DEMO_GRID, "name": "示范网格", "type": "城市社区",
+                   "team": [{"name": name, "role": role} for name, role in DEMO_TEAM]}],
         "cameras": [
             {"id": camera_id, "name": name, "grid": DEMO_GRID, "tier": tier, "rtsp_url": urls[path]}
             for camera_id, path, tier, name in DEMO_CAMERAS
@@ -75,7 +78,7 @@ def run_demo(data: Path, duration: float | None = None, metrics_port: int = 9108
         if models is not None:
             from jifang.demo.recognition import enrol_demo_watchlist
 
-            enrol_demo_watchlist(agent.catalog, models, media["people"], DEMO_GRID)
+            enrol_demo_watchlist(agent.catalog, models, media["people"])
         try:
             port = agent.serve_metrics(port=metrics_port)
         except ConfigError:  # 9108 taken (another agent or demo): any free port will do

@@ -37,7 +37,7 @@ def retention_page(request: Request, principal: Annotated[Principal, Depends(req
     state = state_of(request)
     scoped = compliance.audit(state, principal)
     return page(request, "retention.html", audits=scoped.audits, summary=summary(scoped.audits),
-                holds=compliance.holds(state, principal))
+                holds=compliance.holds(state, principal), audited_at=scoped.at)
 
 
 def _point(request: Request, principal: Principal, camera_id: str) -> PointAudit:

@@ -29,7 +29,7 @@ def test_demo_records_its_cameras_reports_incidents_and_writes_its_config(tmp_pa
     assert [c.tier for c in settings.cameras] == ["key", "important", "important", "key"]
     assert [c.recognize for c in settings.cameras] == [[], [], ["face"], ["plate"]]
     assert "[人员管理/重点人员]" in done.stdout
-    assert "[案事件/治安刑事案件] Demo checkpoint (plates): 车牌 浙J5A7B2" in done.stdout
+    assert "[案事件/治安刑事案件] 示范卡口 (车牌识别): 车牌 浙J5A7B2" in done.stdout
     rows = Catalog(settings.database.url).segments()
     assert {row.camera_id for row in rows} == {c.id for c in settings.cameras}
     assert all(row.uploaded_at is not None for row in rows)
