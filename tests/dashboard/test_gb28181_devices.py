@@ -52,6 +52,7 @@ def test_devices_are_for_technicians(gb_world: World, client: TestClient, user: 
 def test_cameras_page_shows_devices_and_channels_in_chinese(gb_world: World, client: TestClient) -> None:
     login(client, "tech")
     html = client.get("/cameras?lang=zh").text
+    assert html.count('id="gb-devices"') == 1 and "<title>摄像机" in html
     assert f'data-device="{GB_DEVICE_UP}" data-online="true"' in html
     assert f'data-device="{GB_DEVICE_GONE}" data-online="false"' in html
     assert f'data-channel="{GB_UNASSIGNED}" data-media="unassigned"' in html
