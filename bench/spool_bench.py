@@ -1,11 +1,14 @@
 """A recovered spool: how fast the edge agent queues it, starts uploading and drains it (on demand).
 
-    .venv/bin/python bench/spool_bench.py [--segments 100000] [--cameras 16] [--drain-segments 64 --drain-mb 5]
-                                          [--workers 1 2 4]
+    .venv/bin/python bench/spool_bench.py [--segments 100000] [--cameras 16] [--window 10]
+                                          [--drain-segments 64 --drain-mb 5] [--workers 1 2 4]
+                                          [--skip-recovery] [--skip-drain]
 
 1. Recovery: a spool of ``--segments`` tiny segments over ``--cameras`` cameras, all catalogued (as the
    recorder leaves them when the store was down for days), then the real ``EdgeAgent.open()`` + ``start()``:
-   the time until every segment is queued, and until the first one is in the store.
+   the time until every segment is queued, and until the first one is in the store. Recovery queues each
+   segment by its file name; its manifest is read by the upload worker, so that cost is in the upload rate,
+   not in the queueing time. The spool has just been written, so its directories are in the page cache.
 2. Drain rate: ``--drain-segments`` segments of ``--drain-mb`` MB (a 10 s segment at 4 Mbit/s is 5 MB),
    uploaded by 1, 2 and 4 workers; MB/s and the ratio to one worker (the serial uploader of before).
 

@@ -19,7 +19,7 @@ import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from jifang.edge.fleet import FleetMember
@@ -29,6 +29,7 @@ from jifang.recognition.evidence import EvidenceSpool
 from jifang.recognition.metrics import RecognitionMetrics
 from jifang.recorder import CameraRecorder, RecorderMetrics, SegmentSink, Spool, Uploader, check_stream
 from jifang.recorder.ffmpeg import url_with_credentials
+from jifang.recorder.spool import stamp_time
 from jifang.retention.service import RetentionService
 from prometheus_client import start_http_server
 
@@ -122,7 +123,8 @@ class EdgeAgent:
         # evidence images are spooled like segments (recognition.evidence); left-overs upload at start
         self.evidence = EvidenceSpool(spool_root / "evidence", self.store)
         self.uploader = Uploader(self.store, self.catalog, self.spool, self.metrics, self.clock,
-                                 self.settings.recorder.spool_max_bytes, workers=self.settings.recorder.upload_workers)
+                                 self.settings.recorder.spool_max_bytes, workers=self.settings.recorder.upload_workers,
+                                 on_unreadable_manifest=self._recover_orphan_video)
         self._sink = SegmentSink(self.spool, self.catalog, self.metrics, self.uploader.enqueue,
                                  self.settings.recorder.ffprobe, self.clock)
         self._passwords_by_camera = passwords
@@ -411,15 +413,17 @@ class EdgeAgent:
                             "until it does", folder, folder.name)
         if saved:
             log.info("spooled %d segments left by a previous run", saved)
-        for manifest in self.spool.orphan_manifests():
+        # one listing per camera folder, no manifest read: a pair is queued by its name (camera, capture
+        # start) and its manifest read when a worker takes it; an unreadable one is found then and goes the
+        # orphan-video way (on_unreadable_manifest)
+        found = self.spool.scan(remove_temporary=True)
+        for manifest in found.orphan_manifests:
             self._recover_orphan_manifest(manifest)
-        for video in self.spool.orphan_videos():
+        for video in found.orphan_videos:
             self._recover_orphan_video(video)
-        pending = self.spool.pending()
-        for item in pending:
-            self.uploader.enqueue(item)  # the uploader catalogs, verifies and uploads each (WAL replay)
-        if pending:
-            log.info("%d spooled segments waiting for upload", len(pending))
+        self.uploader.enqueue_many(found.pending)  # the uploader catalogs, verifies and uploads each (WAL replay)
+        if found.pending:
+            log.info("%d spooled segments waiting for upload", len(found.pending))
 
     def _recover_orphan_manifest(self, manifest: Path) -> None:
         """A manifest whose video is gone: an upload that finished just before a crash, or a lost video."""
@@ -453,7 +457,9 @@ class EdgeAgent:
 
     def _recover_orphan_video(self, video: Path) -> None:
         """A spooled video without a readable manifest: its name is its capture start, its content gives the
-        rest, so it is spooled again (validated and hashed like any segment); what cannot be is quarantined."""
+        rest, so it is spooled again (validated and hashed like any segment); what cannot be is quarantined.
+        Called at start for a video without a manifest, and by an upload worker for one whose manifest it
+        found unreadable (recovery queues pairs without reading them)."""
         assert self.spool is not None and self._sink is not None
         self.metrics.spool_orphans.labels("video").inc()
         camera = self._eligible.get(video.parent.name)
@@ -463,10 +469,7 @@ class EdgeAgent:
             log.error("spool manifest %s is unreadable; kept as %s, rebuilding it from %s", manifest, kept, video)
         else:
             log.error("spooled video %s has no manifest; rebuilding it", video)
-        try:
-            start = datetime.strptime(video.name.removesuffix(".mp4"), "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
-        except ValueError:
-            start = None
+        start = stamp_time(video.name.removesuffix(".mp4"))
         if camera is None or start is None:
             target = self.spool.quarantine(video.parent.name, video)
             log.error("spooled video %s belongs to no camera of this agent or has no capture time in its name; "

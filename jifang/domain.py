@@ -50,8 +50,13 @@ def utc_stamp(moment: datetime) -> str:
 
 
 def video_key(camera_id: str, capture_start: datetime) -> str:
-    start = capture_start.astimezone(UTC)
-    return f"video/{camera_id}/{start:%Y/%m/%d/%H}/{utc_stamp(start)}.mp4"
+    return stamp_video_key(camera_id, utc_stamp(capture_start))
+
+
+def stamp_video_key(camera_id: str, stamp: str) -> str:
+    """The object key of the segment whose capture start is ``stamp`` (a ``utc_stamp``), sliced from the stamp
+    itself: a spool of 100,000 segments is keyed from its file names without formatting a time."""
+    return f"video/{camera_id}/{stamp[0:4]}/{stamp[4:6]}/{stamp[6:8]}/{stamp[9:11]}/{stamp}.mp4"
 
 
 def bucket_for(kind: MediaKind) -> str:

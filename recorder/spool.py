@@ -14,17 +14,19 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from jifang.domain import Segment, utc_stamp
+from jifang.domain import Segment, stamp_video_key, utc_stamp, video_key
 from jifang.tiers import Tier
 
 log = logging.getLogger("jifang.spool")
 TMP_PREFIX = ".tmp-"
+STAMP = re.compile(r"\d{8}T\d{6}\.\d{3}Z")  # the shape of utc_stamp: 20261127T075301.218Z
 
 
 def sha256_of(path: Path) -> str:
@@ -47,11 +49,77 @@ class ManifestError(ValueError):
     """A manifest that cannot be read back into a segment (truncated, edited, wrong types)."""
 
 
+def stamp_time(stem: str) -> datetime | None:
+    """The capture start a spool file name encodes (``utc_stamp``, e.g. 20261127T075301.218Z), None when the
+    name is not one. Only utc_stamp's exact shape counts (no time formatted back: 100,000 strftime calls
+    would cost seconds), so a renamed or hand-made file is never mistaken for a segment of another time."""
+    if STAMP.fullmatch(stem) is None:
+        return None
+    try:
+        return datetime.fromisoformat(stem)  # with its Z: UTC
+    except ValueError:  # digits in the shape but no date (month 13)
+        return None
+
+
 @dataclass(frozen=True)
 class SpooledSegment:
+    """A spooled segment whose manifest has been read."""
+
     segment: Segment
     video: Path
     manifest: Path
+
+    @property
+    def camera_id(self) -> str:
+        return self.segment.camera_id
+
+    @property
+    def key(self) -> str:
+        return self.segment.key
+
+    @property
+    def capture_start(self) -> datetime:
+        return self.segment.capture_start
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolEntry:
+    """A spooled video and its manifest as found at start, before the manifest is read: the file names give the
+    camera and the capture start, enough to queue it in order; the uploader reads the manifest when it takes the
+    entry (``Spool.resolve``), so recovering a large spool costs one directory listing per camera. The paths
+    are built on use: 200,000 Path objects would cost seconds at start."""
+
+    camera_id: str
+    stamp: str  # the file names without their suffix: utc_stamp(capture_start)
+    capture_start: datetime
+    key: str
+    folder: Path
+
+    @classmethod
+    def of(cls, folder: Path, camera_id: str, stamp: str) -> SpoolEntry | None:
+        """The entry of ``<folder>/<stamp>.mp4`` and ``.json`` (folder: ``segments/<camera_id>``); None when
+        ``stamp`` is no capture time."""
+        start = stamp_time(stamp)
+        if start is None:
+            return None
+        return cls(camera_id, stamp, start, stamp_video_key(camera_id, stamp), folder)
+
+    @property
+    def video(self) -> Path:
+        return self.folder / f"{self.stamp}.mp4"
+
+    @property
+    def manifest(self) -> Path:
+        return self.folder / f"{self.stamp}.json"
+
+
+@dataclass
+class SpoolScan:
+    """What one pass over the spool found. ``pending`` is oldest capture first; the orphans are for recovery."""
+
+    pending: list[SpoolEntry] = field(default_factory=list)
+    orphan_manifests: list[Path] = field(default_factory=list)  # no video beside them
+    orphan_videos: list[Path] = field(default_factory=list)  # no manifest beside them, or no capture time in the name
 
 
 def _segment_to_json(segment: Segment) -> dict:
@@ -82,14 +150,6 @@ class Spool:
         for folder in (self.segments_dir, self.recording_dir, self.quarantine_dir):
             folder.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._remove_temporary_manifests()
-
-    def _remove_temporary_manifests(self) -> None:
-        """A crash between writing a manifest and renaming it leaves a temporary file: it holds nothing the
-        video and its (absent) manifest do not, so it goes."""
-        for tmp in self.segments_dir.glob(f"*/{TMP_PREFIX}*"):
-            log.info("removing %s, a manifest a crash left half-written", tmp)
-            tmp.unlink(missing_ok=True)
 
     def _paths(self, segment: Segment) -> tuple[Path, Path]:
         folder = self.segments_dir / segment.camera_id
@@ -130,37 +190,76 @@ class Spool:
             raise ManifestError(f"{type(exc).__name__}: {exc}") from None
         if self._paths(segment)[1] != manifest:
             raise ManifestError(f"describes {segment.key}, which is not this file's segment")
+        if segment.key != video_key(segment.camera_id, segment.capture_start):
+            # the uploader queues an entry under the key its name gives: a manifest must agree with it
+            raise ManifestError(f"holds the key {segment.key}, not the one of its camera and capture start")
         return segment
 
+    def resolve(self, entry: SpoolEntry) -> SpooledSegment:
+        """Read an entry's manifest; ManifestError when it is unreadable (the video is then an orphan)."""
+        return SpooledSegment(self.read_manifest(entry.manifest), entry.video, entry.manifest)
+
+    def scan(self, remove_temporary: bool = False) -> SpoolScan:
+        """One pass over the spool: a directory listing per camera, no manifest read, no stat per file.
+
+        ``remove_temporary`` (at start only, never while recording: an admit may be writing one) removes
+        the ``.tmp-*`` manifests a crash left half-written; they hold nothing the video and its (absent)
+        manifest do not."""
+        found = SpoolScan()
+        for camera_id in sorted(self._camera_folders()):
+            self._scan_folder(camera_id, found, remove_temporary)
+        found.pending.sort(key=lambda entry: entry.capture_start)
+        return found
+
+    def _camera_folders(self) -> list[str]:
+        with os.scandir(self.segments_dir) as entries:
+            return [entry.name for entry in entries if entry.is_dir(follow_symlinks=False)]
+
+    def _scan_folder(self, camera_id: str, found: SpoolScan, remove_temporary: bool) -> None:
+        folder = self.segments_dir / camera_id
+        with os.scandir(folder) as entries:
+            names = [entry.name for entry in entries]
+        videos, manifests = set(), set()
+        for name in names:
+            if name.endswith(".mp4"):
+                videos.add(name[:-4])
+            elif name.endswith(".json"):
+                manifests.add(name[:-5])
+            elif remove_temporary and name.startswith(TMP_PREFIX):
+                log.info("removing %s, a manifest a crash left half-written", folder / name)
+                (folder / name).unlink(missing_ok=True)
+        found.orphan_manifests.extend(folder / f"{stem}.json" for stem in sorted(manifests - videos))
+        found.orphan_videos.extend(folder / f"{stem}.mp4" for stem in sorted(videos - manifests))
+        for stem in videos & manifests:
+            entry = SpoolEntry.of(folder, camera_id, stem)
+            if entry is None:  # not a name the spool gives: the orphan path sets it aside
+                found.orphan_videos.append(folder / f"{stem}.mp4")
+            else:
+                found.pending.append(entry)
+
     def pending(self) -> list[SpooledSegment]:
-        """Every spooled segment whose video and readable manifest are present, oldest capture first. The rest
-        is for recovery: ``orphan_manifests`` and ``orphan_videos``."""
+        """Every spooled segment whose video and readable manifest are present, oldest capture first (reads
+        every manifest: for inspection and tests; the agent's recovery uses ``scan``)."""
         found = []
-        for manifest in self.segments_dir.glob("*/*.json"):
-            video = manifest.with_suffix(".mp4")
-            if not video.exists():
-                continue
-            try:
-                segment = self.read_manifest(manifest)
-            except ManifestError:
-                continue  # an orphan video: recovery rebuilds or quarantines it
-            found.append(SpooledSegment(segment, video, manifest))
-        return sorted(found, key=lambda item: item.segment.capture_start)
+        for entry in self.scan().pending:
+            with contextlib.suppress(ManifestError):
+                found.append(self.resolve(entry))
+        return found
 
     def orphan_manifests(self) -> list[Path]:
         """Manifests whose video is gone: uploads that finished just before a crash, or a lost video."""
-        return [m for m in self.segments_dir.glob("*/*.json") if not m.with_suffix(".mp4").exists()]
+        return self.scan().orphan_manifests
 
     def orphan_videos(self) -> list[Path]:
-        """Videos without a readable manifest (lost, truncated or edited by hand)."""
-        found = []
-        for video in self.segments_dir.glob("*/*.mp4"):
-            manifest = video.with_suffix(".json")
+        """Videos without a readable manifest (lost, truncated or edited by hand); reads every manifest."""
+        found = self.scan()
+        unreadable = []
+        for entry in found.pending:
             try:
-                self.read_manifest(manifest)
-            except (ManifestError, OSError):
-                found.append(video)
-        return sorted(found)
+                self.resolve(entry)
+            except ManifestError:
+                unreadable.append(entry.video)
+        return sorted(found.orphan_videos + unreadable)
 
     def release(self, item: SpooledSegment) -> None:
         """The store and the catalog have the segment: free its spool space."""

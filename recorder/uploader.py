@@ -13,6 +13,12 @@ have failed while the database was down), then verified (the file's sha256 must 
 damaged file is never sent, and never blocks the queue: it goes to the quarantine with a ``spool_corrupt``
 gap row), uploaded with its checksum, and checked after the upload (size as the store reports it; for the
 filesystem store, which checks nothing itself, a read-back of the content).
+
+A spool recovered at start is queued as ``SpoolEntry`` items, named but not read: a worker reads the manifest
+when it takes the entry. A manifest found unreadable then is handed to ``on_unreadable_manifest`` (the agent
+rebuilds it from the video or quarantines the video, as recovery does for a video without a manifest), and the
+worker moves on. Until an entry is read its capture end is unknown, so the upload lag counts from its capture
+start: overstated by at most one segment length, never understated.
 """
 
 from __future__ import annotations
@@ -23,12 +29,13 @@ import heapq
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from jifang.recorder.metrics import RecorderMetrics
-from jifang.recorder.spool import Spool, SpooledSegment, sha256_of
+from jifang.recorder.spool import ManifestError, Spool, SpooledSegment, SpoolEntry, sha256_of
 
 from jifang.db import Catalog
 from jifang.domain import GapCause
@@ -41,12 +48,19 @@ log = logging.getLogger("jifang.uploader")
 SPOOL_WALK_SECONDS = 2.0
 SPOOL_WALK_SHARE = 0.05  # walking the spool may take at most this share of the uploader's time
 
+QueueItem = SpooledSegment | SpoolEntry  # an entry is resolved into a spooled segment when a worker takes it
+
+
+def _end_of(item: QueueItem) -> datetime:
+    """The capture end the lag counts from; an unread entry's is not known yet, its start is a safe stand-in."""
+    return item.segment.capture_end if isinstance(item, SpooledSegment) else item.capture_start
+
 
 @dataclass
 class _CameraQueue:
     """One camera's waiting segments (by capture start) and the capture ends of all it has queued."""
 
-    waiting: list[tuple[datetime, str, SpooledSegment]] = field(default_factory=list)
+    waiting: list[tuple[datetime, str, QueueItem]] = field(default_factory=list)
     ends: list[tuple[datetime, str]] = field(default_factory=list)  # lazily pruned of uploaded keys
     queued: int = 0  # waiting + in flight
     busy: bool = False  # an upload of this camera is in flight
@@ -63,6 +77,7 @@ class Uploader:
         spool_limit: int,
         backoff_cap: float = 30.0,
         workers: int = 2,
+        on_unreadable_manifest: Callable[[Path], None] | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -78,6 +93,7 @@ class Uploader:
         self._stop = threading.Event()
         self._drain_until: float | None = None
         self._backoff_cap = backoff_cap
+        self._on_unreadable_manifest = on_unreadable_manifest
         self._threads = [threading.Thread(target=self._run, name=f"uploader-{i}", daemon=True)
                          for i in range(max(1, workers))]
         self._spool_alarm = False
@@ -88,22 +104,36 @@ class Uploader:
 
     # queue
 
-    def enqueue(self, item: SpooledSegment) -> None:
-        seg = item.segment
+    def enqueue(self, item: QueueItem) -> None:
+        self.enqueue_many((item,))
+
+    def enqueue_many(self, items: Iterable[QueueItem]) -> None:
+        """Queue items under one hold of the lock (a recovered spool queues 100,000 at once); an item already
+        queued is skipped."""
+        oldest: dict[str, datetime] = {}  # camera -> the capture end its lag now counts from
         with self._cond:
-            if seg.key in self._queued_keys:
-                return
-            self._queued_keys.add(seg.key)
-            queue = self._cameras.setdefault(seg.camera_id, _CameraQueue())
-            heapq.heappush(queue.waiting, (seg.capture_start, seg.key, item))
-            heapq.heappush(queue.ends, (seg.capture_end, seg.key))
-            queue.queued += 1
-            if not queue.busy and queue.waiting[0][1] == seg.key:
-                heapq.heappush(self._ready, (seg.capture_start, seg.camera_id))
-                self._cond.notify()
-            oldest = queue.ends[0][1] == seg.key  # the lag changes only when this is the camera's oldest
-        if oldest:
-            self._set_lag(seg.camera_id, seg.capture_end)
+            for item in items:
+                if self._push_locked(item):
+                    oldest[item.camera_id] = _end_of(item)
+        for camera_id, end in oldest.items():
+            self._set_lag(camera_id, end)
+
+    def _push_locked(self, item: QueueItem) -> bool:
+        """Queue one item (caller holds the lock); True when it is now its camera's oldest (its lag changes)."""
+        key, start = item.key, item.capture_start
+        if key in self._queued_keys:
+            return False
+        self._queued_keys.add(key)
+        queue = self._cameras.get(item.camera_id)
+        if queue is None:
+            queue = self._cameras[item.camera_id] = _CameraQueue()
+        heapq.heappush(queue.waiting, (start, key, item))
+        heapq.heappush(queue.ends, (_end_of(item), key))
+        queue.queued += 1
+        if not queue.busy and queue.waiting[0][1] == key:
+            heapq.heappush(self._ready, (start, item.camera_id))
+            self._cond.notify()
+        return queue.ends[0][1] == key
 
     def backlog(self) -> int:
         with self._cond:
@@ -115,7 +145,7 @@ class Uploader:
             heapq.heappop(queue.ends)
         return queue.ends[0][0] if queue.ends else None
 
-    def _take(self) -> SpooledSegment | None:
+    def _take(self) -> QueueItem | None:
         """The oldest waiting segment of a camera with no upload in flight; marks that camera busy."""
         while self._ready:
             start, camera_id = heapq.heappop(self._ready)
@@ -126,24 +156,31 @@ class Uploader:
             return heapq.heappop(queue.waiting)[2]
         return None
 
-    def _release(self, item: SpooledSegment, uploaded: bool) -> None:
+    def _release(self, item: QueueItem, uploaded: bool) -> None:
         """The camera's upload finished: forget the segment (or put it back first in line) and free the
         camera for the next worker."""
-        seg = item.segment
         with self._cond:
-            queue = self._cameras[seg.camera_id]
-            queue.busy = False
             if uploaded:
-                self._queued_keys.discard(seg.key)
-                queue.queued -= 1
+                self._forget_locked(item)
             else:
-                heapq.heappush(queue.waiting, (seg.capture_start, seg.key, item))
-            if queue.waiting:
-                heapq.heappush(self._ready, (queue.waiting[0][0], seg.camera_id))
-                self._cond.notify()
-            elif not queue.queued:
-                del self._cameras[seg.camera_id]
-            self._cond.notify_all()  # a draining stop() waits for the backlog to empty
+                heapq.heappush(self._cameras[item.camera_id].waiting, (item.capture_start, item.key, item))
+            self._free_locked(item.camera_id)
+
+    def _forget_locked(self, item: QueueItem) -> None:
+        """The item has left the queue for good (caller holds the lock)."""
+        self._queued_keys.discard(item.key)
+        self._cameras[item.camera_id].queued -= 1
+
+    def _free_locked(self, camera_id: str) -> None:
+        """No upload of the camera is in flight any more: serve its next item (caller holds the lock)."""
+        queue = self._cameras[camera_id]
+        queue.busy = False
+        if queue.waiting:
+            heapq.heappush(self._ready, (queue.waiting[0][0], camera_id))
+            self._cond.notify()
+        elif not queue.queued:
+            del self._cameras[camera_id]
+        self._cond.notify_all()  # a draining stop() waits for the backlog to empty
 
     def refresh_gauges(self) -> None:
         try:
@@ -231,6 +268,12 @@ class Uploader:
                                            and time.monotonic() > self._drain_until):
                     self._release_locked(item)
                     return
+            if isinstance(item, SpoolEntry):
+                resolved = self._resolve(item)
+                if resolved is None:
+                    self._clear_lag(item.camera_id)
+                    continue
+                item = resolved
             if self._upload(item):
                 self._release(item, uploaded=True)
                 backoff.reset()
@@ -246,11 +289,38 @@ class Uploader:
                         self._cond.wait(remaining)
                 self._release(item, uploaded=False)
 
-    def _release_locked(self, item: SpooledSegment) -> None:
+    def _release_locked(self, item: QueueItem) -> None:
         """Put an untried segment back (caller holds the lock)."""
-        queue = self._cameras[item.segment.camera_id]
+        queue = self._cameras[item.camera_id]
         queue.busy = False
-        heapq.heappush(queue.waiting, (item.segment.capture_start, item.segment.key, item))
+        heapq.heappush(queue.waiting, (item.capture_start, item.key, item))
+
+    def _resolve(self, entry: SpoolEntry) -> SpooledSegment | None:
+        """Read a recovered entry's manifest. An unreadable one leaves the queue and goes the way of a video
+        without a manifest (rebuilt and queued again, or quarantined); None then, and the worker moves on."""
+        try:
+            return self.spool.resolve(entry)
+        except ManifestError as exc:
+            problem = exc
+        with self._cond:
+            # forgotten before the hand-over, so the rebuilt segment (same key) is queued anew; the camera
+            # stays busy meanwhile: the rebuilt segment is its oldest and must go first
+            self._forget_locked(entry)
+        try:
+            if self._on_unreadable_manifest is None:
+                log.error("spool manifest %s is unreadable (%s); it stays in the spool for the next start",
+                          entry.manifest, problem)
+            else:
+                log.warning("spool manifest %s is unreadable (%s); recovered like a video without one",
+                            entry.manifest, problem)
+                self._on_unreadable_manifest(entry.video)
+        except Exception:  # one bad item never stops the uploader
+            log.exception("recovering %s, whose manifest is unreadable, failed; it stays in the spool for the "
+                          "next start", entry.video)
+        finally:
+            with self._cond:
+                self._free_locked(entry.camera_id)
+        return None
 
     def _verify_spooled(self, item: SpooledSegment) -> str | None:
         """Why the spooled file is not the segment its manifest describes, or None when it is."""

@@ -151,6 +151,7 @@ def test_temporary_manifests_go_and_unreadable_manifests_make_orphan_videos(tmp_
     (item.manifest.parent / ".tmp-abc").write_text("{")
     item.manifest.write_text('{"camera_id": "x", "key"')  # torn write
     spool = Spool(tmp_path / "spool")
+    spool.scan(remove_temporary=True)  # the agent's scan at start
     assert not (item.manifest.parent / ".tmp-abc").exists()
     assert spool.pending() == [] and spool.orphan_videos() == [item.video]
 
