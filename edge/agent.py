@@ -560,11 +560,7 @@ class EdgeAgent:
             self._deliverer.stop()
         if self.evidence is not None:
             self.evidence.stop()
-        recorders = list(self.recorders.values())
-        for recorder in recorders:
-            recorder.request_stop()
-        for recorder in recorders:
-            recorder.join(30)
+        CameraRecorder.stop_all(list(self.recorders.values()))
         self.recorders.clear()
         self._custody(custody.end, None)
         left = self.uploader.stop(drain_seconds) if self.uploader else 0

@@ -91,11 +91,7 @@ class GbRecording:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(10)
-        recorders = list(self.recorders.values())
-        for recorder in recorders:
-            recorder.request_stop()
-        for recorder in recorders:
-            recorder.join(30)
+        CameraRecorder.stop_all(list(self.recorders.values()))
         self.recorders.clear()
 
     def _loop(self) -> None:

@@ -182,6 +182,15 @@ class CameraRecorder:
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
 
+    @staticmethod
+    def stop_all(recorders: list[CameraRecorder], timeout: float = 30) -> None:
+        """Ask every recorder to stop, then wait for each: their ffmpegs close their last segments in parallel,
+        so N cameras stop in about one camera's time."""
+        for recorder in recorders:
+            recorder.request_stop()
+        for recorder in recorders:
+            recorder.join(timeout)
+
     # crash recovery
 
     def recover_previous_runs(self) -> int:
