@@ -21,6 +21,20 @@ from jifang.db import Catalog
 from jifang.store import ObjectStore, open_store
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def cli_runner(config: Path, env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``jifang ARGS --config CONFIG`` as a user runs it, in a child with ``env`` over this environment; a non-zero
+    exit fails the test with the command's stderr."""
+    run_env = {**os.environ, **env}
+
+    def jifang(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([sys.executable, "-m", "jifang.cli", *args, "--config", str(config)],
+                              capture_output=True, text=True, cwd=REPO, env=run_env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    return jifang
 GRID = "331002001001001"
 CAMERA = "33100200001320000001"
 

@@ -14,6 +14,8 @@ from jifang.db import Catalog
 from jifang.store import ObjectStore
 from jifang.tiers import MediaKind
 
+from .checks import holes
+
 
 class TcpProxy:
     """127.0.0.1:port -> target. ``close()`` refuses new connections and cuts open ones (the database is
@@ -135,3 +137,14 @@ def assert_catalog_is_store(catalog: Catalog, store: ObjectStore, camera_id: str
         if row.uploaded_at is None:
             assert (row.start_at, row.end_at) in setaside, f"{row.key} neither stored nor explained"
     return uploaded
+
+
+def assert_nothing_lost(catalog: Catalog, store: ObjectStore, camera_id: str, max_hole: float | None = 1.0) -> list:
+    """The closing check of every fault scenario: catalog == store == recorded media (assert_catalog_is_store), no
+    hole over ``max_hole`` seconds between consecutive stored segments (None: holes are the scenario's own to
+    judge), and at most 0.1 s of the camera's time with neither video nor a recorded cause."""
+    rows = assert_catalog_is_store(catalog, store, camera_id)
+    if max_hole is not None:
+        assert all(abs(hole) <= max_hole for hole in holes(rows)), holes(rows)
+    assert unexplained_seconds(catalog, camera_id) <= 0.1
+    return rows

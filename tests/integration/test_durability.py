@@ -23,7 +23,7 @@ from jifang.tiers import MediaKind, Tier
 
 from .agent import CAMERA, Agent, wait_for, write_config
 from .checks import holes
-from .faults import TcpProxy, assert_catalog_is_store, unexplained_seconds, verify_sha256_on_put
+from .faults import TcpProxy, assert_nothing_lost, verify_sha256_on_put
 
 pytestmark = pytest.mark.integration
 
@@ -60,11 +60,9 @@ def test_database_down_30_s_loses_nothing_and_blames_no_camera(tmp_path: Path, s
         proxy.close()
     catalog = Catalog(pg_url)
     try:
-        rows = assert_catalog_is_store(catalog, FilesystemStore(tmp_path / "store"), CAMERA)
+        rows = assert_nothing_lost(catalog, FilesystemStore(tmp_path / "store"), CAMERA)
         assert any(row.start_at > down_at + timedelta(seconds=10) for row in rows)
         assert catalog.gaps(CAMERA) == [], "the database outage was no camera outage"
-        assert all(abs(hole) <= 1.0 for hole in holes(rows)), holes(rows)
-        assert unexplained_seconds(catalog, CAMERA) <= 0.1
     finally:
         catalog.dispose()
 
@@ -89,10 +87,8 @@ def test_agent_starts_and_records_with_the_database_down(tmp_path: Path, sim_cam
         proxy.close()
     catalog = Catalog(pg_url)
     try:
-        rows = assert_catalog_is_store(catalog, FilesystemStore(tmp_path / "store"), CAMERA)
+        assert_nothing_lost(catalog, FilesystemStore(tmp_path / "store"), CAMERA)
         assert catalog.gaps(CAMERA) == []
-        assert all(abs(hole) <= 1.0 for hole in holes(rows)), holes(rows)
-        assert unexplained_seconds(catalog, CAMERA) <= 0.1
     finally:
         catalog.dispose()
 
@@ -117,10 +113,8 @@ def test_sqlite_held_by_another_writer_40_s_loses_nothing(tmp_path: Path, sim_ca
         if agent.process and agent.process.poll() is None:
             agent.kill()
     catalog = agent.catalog()
-    rows = assert_catalog_is_store(catalog, agent.store(), CAMERA)
+    assert_nothing_lost(catalog, agent.store(), CAMERA)
     assert catalog.gaps(CAMERA) == [], [(g.cause, g.detail) for g in catalog.gaps(CAMERA)]
-    assert all(abs(hole) <= 1.0 for hole in holes(rows)), holes(rows)
-    assert unexplained_seconds(catalog, CAMERA) <= 0.1
 
 
 def test_five_sigterm_stops_keep_the_last_segment_each_time(tmp_path: Path, sim_camera: SimCamera) -> None:
@@ -146,10 +140,9 @@ def test_five_sigterm_stops_keep_the_last_segment_each_time(tmp_path: Path, sim_
         assert last_end >= stops[-1] - timedelta(seconds=1.0), (
             f"round {_round}: the segment being written at SIGTERM was lost (last end {last_end}, stop {stops[-1]})")
     catalog = agent.catalog()
-    rows = assert_catalog_is_store(catalog, agent.store(), CAMERA)
+    assert_nothing_lost(catalog, agent.store(), CAMERA, max_hole=None)  # the runs are apart: gaps say so
     assert not [g for g in catalog.gaps(CAMERA) if g.cause != "not_recorded"]
     assert len([g for g in catalog.gaps(CAMERA) if g.cause == "not_recorded"]) == 4  # the time between runs
-    assert unexplained_seconds(catalog, CAMERA) <= 0.1
     assert not list((tmp_path / "spool" / "quarantine").rglob("*.mp4"))
 
 
@@ -185,7 +178,7 @@ def test_a_corrupt_spool_file_is_quarantined_and_the_queue_moves_on(tmp_path: Pa
         if agent.process and agent.process.poll() is None:
             agent.kill()
     catalog = agent.catalog()
-    assert_catalog_is_store(catalog, agent.store(), CAMERA)
+    assert_nothing_lost(catalog, agent.store(), CAMERA, max_hole=None)  # the quarantined segment is a hole
     gaps = catalog.gaps(CAMERA)
     assert [(g.cause, g.start_at, g.end_at) for g in gaps] == [
         ("spool_corrupt", datetime.fromisoformat(victim_manifest["capture_start"]),
@@ -193,7 +186,6 @@ def test_a_corrupt_spool_file_is_quarantined_and_the_queue_moves_on(tmp_path: Pa
     assert "differs from its manifest" in gaps[0].detail
     assert agent.store().stat(MediaKind.VIDEO, victim_key) is None, "the damaged file was never stored"
     assert (tmp_path / "spool" / "quarantine" / CAMERA / f"{CAMERA}-{victim.name}").exists()
-    assert unexplained_seconds(catalog, CAMERA) <= 0.1
 
 
 def test_damaged_spool_at_start_with_the_store_down(tmp_path: Path, sim_camera: SimCamera, s3) -> None:  # type: ignore[no-untyped-def]
@@ -228,13 +220,12 @@ def test_damaged_spool_at_start_with_the_store_down(tmp_path: Path, sim_camera: 
         if restarted.process and restarted.process.poll() is None:
             restarted.kill()
     catalog = restarted.catalog()
-    rows = assert_catalog_is_store(catalog, restarted.store(), CAMERA)
+    rows = assert_nothing_lost(catalog, restarted.store(), CAMERA, max_hole=None)
     stamp = lambda p: p.name.removesuffix(".mp4")  # noqa: E731
     assert {stamp(torn), stamp(bare)} <= {row.key.rsplit("/", 1)[1].removesuffix(".mp4") for row in rows}
     corrupt = [g for g in catalog.gaps(CAMERA) if g.cause == "spool_corrupt"]
     assert [(g.start_at, g.end_at) for g in corrupt] == [
         (datetime.fromisoformat(lost_manifest["capture_start"]), datetime.fromisoformat(lost_manifest["capture_end"]))]
-    assert unexplained_seconds(catalog, CAMERA) <= 0.1
 
 
 FAKETIME_LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
@@ -272,11 +263,10 @@ def test_a_wall_clock_step_on_ffmpegs_side_is_detected_and_timed_by_the_monotoni
         if agent.process and agent.process.poll() is None:
             agent.kill()
     catalog = agent.catalog()
-    rows = assert_catalog_is_store(catalog, agent.store(), CAMERA)
-    # no overlap beyond a frame or two (the issue saw 275 s), no silent hole
-    assert all(-0.25 <= hole <= 1.0 for hole in holes(rows)), holes(rows)
+    rows = assert_nothing_lost(catalog, agent.store(), CAMERA)
+    # no overlap beyond a frame or two either (the issue saw 275 s)
+    assert all(hole >= -0.25 for hole in holes(rows)), holes(rows)
     assert abs((rows[-1].end_at - stopped).total_seconds()) <= 3, "the timeline must follow the true clock"
     steps = [g for g in catalog.gaps(CAMERA) if g.cause == "clock_step"]
     assert len(steps) == 2 and all("stepped by" in g.detail for g in steps), [(g.cause, g.detail) for g in steps]
     assert max(row.end_at - row.start_at for row in rows) < timedelta(seconds=30)
-    assert unexplained_seconds(catalog, CAMERA) <= 0.1

@@ -256,6 +256,18 @@ def test_two_assigned_channels_recorded_to_s3_and_offline_gaps(tmp_path: Path, s
 # UDP with loss and reordering, H.265, an SSRC the device makes up: recorded by an in-process agent
 
 
+def record_first_channel(agent: EdgeAgent, gb: GbPlatform, device: SimGbDevice) -> str:
+    """The device registers and reports its 4 channels; the first is assigned a grid and the agent starts."""
+    device.start()
+    assert wait_for(lambda: len(gb.store.channels(DEVICE)) == 4, 15)
+    registry = open_registry(agent.settings, agent.catalog)
+    registry.add_grid(GRID, "g", "城市社区")
+    channel = device.channel_ids[0]
+    gb.store.assign(registry, channel, GRID, "general", "test", datetime.now(UTC))
+    agent.start()
+    return channel
+
+
 @pytest.mark.parametrize("codec", ["h264", "h265"])
 def test_udp_reordered_lossy_media_and_h265(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, codec: str) -> None:
     monkeypatch.setenv("JIFANG_REGISTRY_KEY", SecretBox.new_key())
@@ -276,13 +288,7 @@ def test_udp_reordered_lossy_media_and_h265(tmp_path: Path, monkeypatch: pytest.
     if codec == "h265":
         device.fault.answer_ssrc = "0999990001"  # the device answers with an SSRC of its own and sends it
     try:
-        device.start()
-        assert wait_for(lambda: len(gb.store.channels(DEVICE)) == 4, 15)
-        registry = open_registry(agent.settings, agent.catalog)
-        registry.add_grid(GRID, "g", "城市社区")
-        channel = device.channel_ids[0]
-        gb.store.assign(registry, channel, GRID, "general", "test", datetime.now(UTC))
-        agent.start()
+        channel = record_first_channel(agent, gb, device)
         assert wait_for(lambda: len(agent.catalog.segments(channel)) >= 4, 90)
     finally:
         agent.shutdown()
@@ -325,13 +331,7 @@ def test_refused_invite_and_foreign_ssrc_become_gaps_then_recording_resumes(
         device.fault.send_ssrc = 1234567  # RTP that is not the stream the platform asked for
     reg = agent.metrics.metrics_registry
     try:
-        device.start()
-        assert wait_for(lambda: len(gb.store.channels(DEVICE)) == 4, 15)
-        registry = open_registry(agent.settings, agent.catalog)
-        registry.add_grid(GRID, "g", "城市社区")
-        channel = device.channel_ids[0]
-        gb.store.assign(registry, channel, GRID, "general", "test", datetime.now(UTC))
-        agent.start()
+        channel = record_first_channel(agent, gb, device)
         assert wait_for(lambda: agent.catalog.has_open_gap(channel), 60)
         gap = agent.catalog.gaps(channel)[0]
         if fault == "refuse_invite":

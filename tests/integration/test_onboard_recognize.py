@@ -5,10 +5,8 @@ agent runs. Without a restart, the agent records the main stream, runs plate rec
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from jifang.sim.onvif import OnvifSimulator
 from jifang.crypto import SecretBox
 from jifang.tiers import MediaKind
 
-from .agent import REPO, Agent, wait_for
+from .agent import Agent, cli_runner, wait_for
 from .test_recognition_e2e import clip_from, models_dir
 
 pytestmark = pytest.mark.integration
@@ -55,13 +53,7 @@ def test_onvif_two_profiles_recognize_plate_without_restart(tmp_path: Path) -> N
             "grids": [{"code": GRID, "name": "东山社区第一网格"}], "cameras": [],
         }, allow_unicode=True))
         env = {"JIFANG_REGISTRY_KEY": SecretBox.new_key(), "CAM_PW": "Cam3ra!pw"}
-        run_env = {**os.environ, **env}
-
-        def jifang(*args: str) -> subprocess.CompletedProcess[str]:
-            done = subprocess.run([sys.executable, "-m", "jifang.cli", *args, "--config", str(config)],
-                                  capture_output=True, text=True, cwd=REPO, env=run_env, timeout=120)
-            assert done.returncode == 0, done.stderr
-            return done
+        jifang = cli_runner(config, env)
 
         agent = Agent(config, env=env).start(timeout=120)  # nothing to record yet
         pid = agent.process.pid

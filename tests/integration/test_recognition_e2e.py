@@ -12,7 +12,6 @@ import json
 import os
 import random
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from jifang.sim.camera import SimCamera
 from jifang.crypto import SecretBox
 from jifang.tiers import MediaKind
 
-from .agent import REPO, Agent, wait_for
+from .agent import Agent, cli_runner, wait_for
 
 pytestmark = pytest.mark.integration
 GRID = "331002001001001"
@@ -110,13 +109,7 @@ def test_plate_and_face_hits_become_delivered_incidents(tmp_path: Path, mqtt_bro
                  "recognize": ["face"]},
             ],
         }, allow_unicode=True))
-        run_env = {**os.environ, **env}
-
-        def jifang(*args: str) -> subprocess.CompletedProcess[str]:
-            done = subprocess.run([sys.executable, "-m", "jifang.cli", *args, "--config", str(config)],
-                                  capture_output=True, text=True, cwd=REPO, env=run_env, timeout=120)
-            assert done.returncode == 0, done.stderr
-            return done
+        jifang = cli_runner(config, env)
 
         jifang("grid", "add", "--code", GRID, "--name", "东山社区第一网格")
         jifang("team", "add", "--grid", GRID, "--name", "王芳", "--role", "网格长")
