@@ -224,7 +224,9 @@ def test_cli_audit_exit_codes_and_formats(history, tmp_path: Path) -> None:  # t
     assert only_key.returncode == 0 and "1/1 points compliant" in only_key.stdout
     report = tmp_path / "report.html"
     assert audit("--format", "html", "--output", str(report)).returncode == 1
-    assert report.read_text().startswith("<!doctype html>")
+    assert report.read_text().startswith("<!doctype html>") and "视频图像保存合规审计报告" in report.read_text()
+    assert audit("--format", "html", "--lang", "en", "--output", str(report)).returncode == 1
+    assert "Retention compliance report" in report.read_text() and "审核人" not in report.read_text()
     bad = audit("--camera", "33100200001320009999")
     assert bad.returncode == 2 and bad.stderr.strip() == (
         "jifang: error: camera 33100200001320009999 is not in the configuration")

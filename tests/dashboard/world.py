@@ -155,18 +155,19 @@ def add_gb28181_devices(world: World, registry_key: str) -> None:
 
     store = DeviceStore(world.catalog, SecretBox(registry_key))
     registry = Registry(world.catalog, SecretBox(registry_key))
-    for device, channels, seen in ((GB_DEVICE_UP, (GB_RECEIVING, GB_UNASSIGNED), NOW - timedelta(seconds=5)),
-                                   (GB_DEVICE_GONE, (GB_DOWN,), NOW - timedelta(minutes=15))):
-        store.add_device(device, "gb-password", "村口球机", NOW - timedelta(hours=3))
-        store.registered(device, "127.0.0.1", 5062, "udp", NOW - timedelta(hours=1), NOW + timedelta(hours=1))
+    now = datetime.now(UTC)  # the dashboard judges keepalives by the real clock, not the module's NOW
+    for device, channels, seen in ((GB_DEVICE_UP, (GB_RECEIVING, GB_UNASSIGNED), now - timedelta(seconds=5)),
+                                   (GB_DEVICE_GONE, (GB_DOWN,), now - timedelta(minutes=15))):
+        store.add_device(device, "gb-password", "村口球机", now - timedelta(hours=3))
+        store.registered(device, "127.0.0.1", 5062, "udp", now - timedelta(hours=1), now + timedelta(hours=1))
         store.set_online(device, True, seen)
         store.device_info(device, "海康威视", "DS-2DE", "V5.7")
-        store.update_channels(device, [ChannelItem(id=c, name=f"通道{c[-2:]}", status="ON") for c in channels], NOW)
+        store.update_channels(device, [ChannelItem(id=c, name=f"通道{c[-2:]}", status="ON") for c in channels], now)
     for channel in (GB_RECEIVING, GB_DOWN):
-        store.assign(registry, channel, GRID_A, "key", "test", NOW - timedelta(hours=1), signage=True,
+        store.assign(registry, channel, GRID_A, "key", "test", now - timedelta(hours=1), signage=True,
                      purpose="治安防控")
-    registry.set_status(GB_RECEIVING, "online", "", NOW - timedelta(minutes=50))
+    registry.set_status(GB_RECEIVING, "online", "", now - timedelta(minutes=50))
     registry.set_status(GB_DOWN, "unreachable", f"camera {GB_DOWN}: GB/T 28181 device went offline",
-                        NOW - timedelta(minutes=14))
-    world.catalog.open_gap(GB_DOWN, NOW - timedelta(minutes=14), GapCause.DEVICE_OFFLINE,
+                        now - timedelta(minutes=14))
+    world.catalog.open_gap(GB_DOWN, now - timedelta(minutes=14), GapCause.DEVICE_OFFLINE,
                            f"camera {GB_DOWN}: GB/T 28181 device {GB_DEVICE_GONE} went offline")
