@@ -11,12 +11,13 @@ word was a segment), down with the cause of its open gap (``device_offline``, ``
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from jifang.dashboard.state import AppState
 from sqlalchemy import select
 
 from jifang.db.models import CameraRow, GapRow, Gb28181ChannelRow, Gb28181DeviceRow
+from jifang.domain import GB28181_URL_PREFIX
 
 # media states of a channel (labelled through the i18n catalogue's "media" kind)
 UNASSIGNED, DISABLED, RECEIVING, DOWN, WAITING = "unassigned", "disabled", "receiving", "down", "waiting"
@@ -53,21 +54,17 @@ class DeviceView:
     channels: list[ChannelView]
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
-
-
 def _channel(row: Gb28181ChannelRow, camera: CameraRow | None, open_gap: GapRow | None) -> ChannelView:
     if camera is None:
         media, cause, since = UNASSIGNED, None, None
     elif not camera.enabled:
         media, cause, since = DISABLED, None, None
     elif open_gap is not None:
-        media, cause, since = DOWN, open_gap.cause, _utc(open_gap.start_at)
+        media, cause, since = DOWN, open_gap.cause, open_gap.start_at
     elif camera.status == "online":
-        media, cause, since = RECEIVING, None, _utc(camera.status_at)
+        media, cause, since = RECEIVING, None, camera.status_at
     else:
-        media, cause, since = WAITING, None, _utc(camera.status_at)
+        media, cause, since = WAITING, None, camera.status_at
     return ChannelView(id=row.id, name=row.name, reported_status=row.status, ptz_type=row.ptz_type,
                        grid=camera.grid if camera else None, tier=camera.tier if camera else None, media=media,
                        cause=cause, since=since)
@@ -83,7 +80,7 @@ def devices(state: AppState) -> list[DeviceView]:
         channel_rows = list(session.scalars(select(Gb28181ChannelRow).order_by(Gb28181ChannelRow.device_id,
                                                                                 Gb28181ChannelRow.id)))
         cameras = {row.id: row for row in session.scalars(
-            select(CameraRow).where(CameraRow.main_rtsp_url.like("gb28181://%")))}
+            select(CameraRow).where(CameraRow.main_rtsp_url.startswith(GB28181_URL_PREFIX)))}
         open_gaps: dict[str, GapRow] = {}
         if cameras:
             for gap in session.scalars(select(GapRow).where(GapRow.end_at.is_(None),
@@ -95,14 +92,13 @@ def devices(state: AppState) -> list[DeviceView]:
         by_device.setdefault(row.device_id, []).append(_channel(row, cameras.get(row.id), open_gaps.get(row.id)))
     views = []
     for row in device_rows:
-        keepalive = _utc(row.last_keepalive_at)
-        expires = _utc(row.expires_at)
-        age = (now - keepalive).total_seconds() if keepalive else None
-        online = bool(row.online and age is not None and age <= stale_after and (expires is None or expires > now))
+        age = (now - row.last_keepalive_at).total_seconds() if row.last_keepalive_at else None
+        online = bool(row.online and age is not None and age <= stale_after
+                      and (row.expires_at is None or row.expires_at > now))
         views.append(DeviceView(
             id=row.id, name=row.name, manufacturer=row.manufacturer, model=row.model, firmware=row.firmware,
             transport=row.transport, address=f"{row.host}:{row.port}" if row.host else "", online=online,
-            registered_at=_utc(row.registered_at), expires_at=expires, last_keepalive_at=keepalive,
+            registered_at=row.registered_at, expires_at=row.expires_at, last_keepalive_at=row.last_keepalive_at,
             keepalive_age_seconds=round(age, 1) if age is not None else None,
             channels=by_device.get(row.id, [])))
     return views

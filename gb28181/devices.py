@@ -16,15 +16,13 @@ from sqlalchemy import select
 from jifang.crypto import SecretBox
 from jifang.db import Catalog
 from jifang.db.models import CameraRow, Gb28181ChannelRow, Gb28181DeviceRow
-from jifang.domain import camera_id_problem
+from jifang.domain import GB28181_URL_PREFIX, camera_id_problem
 from jifang.errors import ConfigError
 from jifang.registry import NewCamera, Registry
 
-URL_SCHEME = "gb28181"
-
 
 def channel_url(device_id: str, channel_id: str) -> str:
-    return f"{URL_SCHEME}://{device_id}/{channel_id}"
+    return f"{GB28181_URL_PREFIX}{device_id}/{channel_id}"
 
 
 def split_channel_url(url: str) -> tuple[str, str]:
@@ -131,7 +129,7 @@ class DeviceStore:
     def assigned(self) -> dict[str, CameraRow]:
         """The registered cameras that are GB/T 28181 channels, by channel ID."""
         with self.catalog.session() as session:
-            rows = session.scalars(select(CameraRow).where(CameraRow.main_rtsp_url.like(f"{URL_SCHEME}://%")))
+            rows = session.scalars(select(CameraRow).where(CameraRow.main_rtsp_url.startswith(GB28181_URL_PREFIX)))
             return {row.id: row for row in rows}
 
     def assign(self, registry: Registry, channel_id: str, grid: str, tier: str, actor: str, at: datetime,

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from jifang.domain import GridType, camera_id_problem
+from jifang.domain import GB28181_SCHEME, GridType, camera_id_problem
 from jifang.errors import ConfigError
 from jifang.tiers import DEFAULT_TIMEZONE, Tier, zone
 
@@ -117,7 +117,7 @@ class CameraConfig(Model):
         if value is None:
             return value
         parts = urlsplit(value)
-        if parts.scheme == "gb28181":  # gb28181://DEVICE/CHANNEL: video sent by a registered GB/T 28181 device
+        if parts.scheme == GB28181_SCHEME:  # gb28181://DEVICE/CHANNEL: video sent by a registered GB/T 28181 device
             if not parts.hostname or not parts.path.strip("/"):
                 raise ValueError("expected gb28181://DEVICE_ID/CHANNEL_ID")
             return value

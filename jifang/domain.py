@@ -9,6 +9,10 @@ from datetime import UTC, datetime
 
 from jifang.tiers import MediaKind, Tier
 
+# A camera point fed by a registered GB/T 28181 device: its main URL is gb28181://DEVICE_ID/CHANNEL_ID
+GB28181_SCHEME = "gb28181"
+GB28181_URL_PREFIX = f"{GB28181_SCHEME}://"
+
 VIDEO_BUCKET = "jifang-video"
 IMAGES_BUCKET = "jifang-images"
 
