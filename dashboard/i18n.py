@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
+from jifang.retention.report import VERDICT_NAMES
 from starlette.requests import Request
 
 from jifang.domain import GAP_CAUSE_NAMES
+from jifang.tiers import TIER_NAMES
 
 LANGS = ("zh", "en")
 LANG_COOKIE = "lang"
@@ -37,9 +39,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "name": ("点位名称", "Point name"),
     "grid": ("网格", "Grid"),
     "tier": ("存储等级", "Tier"),
-    "tier_key": ("重点涉恐涉稳点位", "key point"),
-    "tier_important": ("重要部位", "important location"),
-    "tier_general": ("一般点位", "general"),
+    **{f"tier_{code}": names for code, names in TIER_NAMES.items()},
     "location": ("位置", "Location"),
     "signage": ("已设置提示标识", "Signage posted"),
     "purpose": ("用途", "Purpose"),
@@ -69,12 +69,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "print": ("打印", "Print"),
     "recipients": ("推送对象", "Routed to"),
     "compliance": ("合规", "Compliance"),
-    "compliant": ("合规", "compliant"),
-    "non_compliant": ("不合规", "NON-COMPLIANT"),
+    **VERDICT_NAMES,  # compliant, compliant_so_far, non_compliant: the printed report's words
     "coverage": ("覆盖率", "Coverage"),
     "gaps": ("缺失时段", "Gaps"),
     "cause": ("原因", "Cause"),
-    "compliant_so_far": ("目前合规，窗口未满", "compliant so far"),
     "audited_at": ("审计时间", "audited at"),
     "window_complete_on": ("窗口完整于", "window complete on"),
     "lock_margin": ("锁定余量", "Lock margin"),

@@ -24,6 +24,14 @@ class Tier(enum.StrEnum):
     GENERAL = "general"  # other cameras: the national 30-day floor
 
 
+# what users read for each tier, (Chinese, English): the dashboard and the printed reports
+TIER_NAMES: dict[str, tuple[str, str]] = {
+    Tier.KEY: ("重点涉恐涉稳点位", "key point"),
+    Tier.IMPORTANT: ("重要部位", "important location"),
+    Tier.GENERAL: ("一般点位", "general"),
+}
+
+
 class MediaKind(enum.StrEnum):
     VIDEO = "video"
     IMAGE = "image"

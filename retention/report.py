@@ -17,15 +17,13 @@ from jifang.retention.coverage import Gap, PointAudit
 
 from jifang.config import Settings
 from jifang.domain import GAP_CAUSE_NAMES
-from jifang.tiers import DEFAULT_TIMEZONE, zone
+from jifang.tiers import DEFAULT_TIMEZONE, TIER_NAMES, zone
 
 FORMATS = ("table", "json", "csv", "html")
 STANDARD = "DB3310/T 55-2019 §8.3.2"
 
 LANGS = ("zh", "en")
 # (Chinese, English) pairs: the HTML report is printed in one language; JSON, CSV and the table carry both
-TIER_NAMES = {"key": ("重点涉恐涉稳点位", "key point"), "important": ("重要部位", "important location"),
-              "general": ("一般点位", "general")}
 FINDING_NAMES = {
     "lock_margin": ("存储锁定期短于保存期限", "a stored lock is shorter than the floor"),
     "min_coverage": ("覆盖率低于该等级的最低要求", "coverage below the tier minimum"),
@@ -54,7 +52,8 @@ def _both(pair: tuple[str, str]) -> str:
 
 
 TIER_LABELS = {code: _both(pair) for code, pair in TIER_NAMES.items()}
-CAUSE_LABELS = {str(cause): _both(pair) for cause, pair in GAP_CAUSE_NAMES.items()}
+CAUSE_NAMES = {str(cause): pair for cause, pair in GAP_CAUSE_NAMES.items()}
+CAUSE_LABELS = {code: _both(pair) for code, pair in CAUSE_NAMES.items()}
 FINDING_LABELS = {code: _both(pair) for code, pair in FINDING_NAMES.items()}
 RULE = [f"{zh} ({en})" for zh, en in RULE_LINES]
 VERDICTS = {code: _both(pair) for code, pair in VERDICT_NAMES.items()}
@@ -284,7 +283,7 @@ WORDS = {
 }
 
 
-def _images_text(a: PointAudit, w) -> str:  # type: ignore[no-untyped-def]
+def _images_text(a: PointAudit, w: Callable[[str], str]) -> str:
     if a.images is None:
         return w("not_checked")
     i = a.images
@@ -308,7 +307,7 @@ def render_html(audits: list[PointAudit], generated_at: datetime, settings: Sett
         return esc(pairs[code][index]) if code in pairs else esc(code)
 
     def cause(code: str) -> str:
-        return name({str(c): p for c, p in GAP_CAUSE_NAMES.items()}, code)
+        return name(CAUSE_NAMES, code)
 
     def finding(code: str) -> str:
         return f"{w('violating')}: {cause(code[4:])}" if code.startswith("gap:") else name(FINDING_NAMES, code)
