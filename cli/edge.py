@@ -10,10 +10,12 @@ from jifang.cli.common import EXIT_OK
 from jifang.edge.agent import EdgeAgent
 
 from jifang.config import load_settings
+from jifang.memory import limit_malloc_arenas
 from jifang.supervision import stop_on_signals
 
 
 def cmd_edge_run(args: argparse.Namespace) -> int:
+    limit_malloc_arenas()  # before the agent starts its threads (two per camera)
     settings = load_settings(args.config)
     agent = EdgeAgent(settings, preflight=not args.no_check, agent_id=args.agent_id)
     agent.open()

@@ -7,24 +7,34 @@ and read with any, which is how ``jifang registry rotate-key`` moves every passw
 
 from __future__ import annotations
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from typing import TYPE_CHECKING
 
 from jifang.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cryptography.fernet import MultiFernet
+
+# cryptography is imported when a key is first used: an agent whose cameras carry no encrypted password
+# (configuration-file cameras) does not pay its 8 MiB
 
 
 class SecretBox:
     def __init__(self, keys: str) -> None:
+        from cryptography.fernet import Fernet, MultiFernet
+
         parts = [part.strip() for part in keys.split(",") if part.strip()]
         if not parts:
             raise ConfigError("registry key is empty: generate one with 'jifang registry new-key'")
         try:
-            self._fernet = MultiFernet([Fernet(part.encode()) for part in parts])
+            self._fernet: MultiFernet = MultiFernet([Fernet(part.encode()) for part in parts])
         except (ValueError, TypeError):
             raise ConfigError("registry key is not a Fernet key (32 url-safe base64-encoded bytes); "
                               "generate one with 'jifang registry new-key'") from None
 
     @staticmethod
     def new_key() -> str:
+        from cryptography.fernet import Fernet
+
         return Fernet.generate_key().decode()
 
     def encrypt(self, plaintext: str) -> str:
@@ -33,7 +43,7 @@ class SecretBox:
     def decrypt(self, token: str) -> str:
         try:
             return self._fernet.decrypt(token.encode()).decode()
-        except InvalidToken:
+        except _invalid_token():
             raise ConfigError("a camera password cannot be decrypted with the configured registry key "
                               "(wrong key, or rotated without keeping the old one)") from None
 
@@ -41,5 +51,11 @@ class SecretBox:
         """Re-encrypt ``token`` with the newest key."""
         try:
             return self._fernet.rotate(token.encode()).decode()
-        except InvalidToken:
+        except _invalid_token():
             raise ConfigError("a camera password cannot be decrypted with any configured registry key") from None
+
+
+def _invalid_token() -> type[Exception]:
+    from cryptography.fernet import InvalidToken
+
+    return InvalidToken

@@ -76,9 +76,14 @@ class RunFolder:
     def new_listed(self, finished: bool = False) -> list[ListedSegment]:
         """Segments ffmpeg has finished since the last call (complete list lines only). While ffmpeg runs, a
         segment waits until the next one's opening was seen, so that its monotonic duration is known."""
-        anchor = self.anchor()
         list_path = self.path / SEGMENT_LIST
-        if anchor is None or not list_path.exists():
+        try:
+            if list_path.stat().st_size <= self._consumed:
+                return []  # nothing new listed: the common case of a poll (every camera, twice a second)
+        except FileNotFoundError:
+            return []
+        anchor = self.anchor()
+        if anchor is None:
             return []
         with list_path.open("rb") as handle:
             handle.seek(self._consumed)

@@ -9,6 +9,7 @@ segment waits in the spool and recording goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from jifang.recorder.metrics import RecorderMetrics
 from jifang.recorder.mp4 import validate_segment
-from jifang.recorder.spool import Spool, SpooledSegment, sha256_of
+from jifang.recorder.spool import Spool, SpooledSegment, file_identity, sha256_of
 
 from jifang.config import CameraConfig
 from jifang.db import Catalog
@@ -74,16 +75,20 @@ class SegmentSink:
             return None
         if end is None or end <= start:
             end = start + timedelta(seconds=probe.duration)
+        identity = file_identity(path)
         segment = Segment(
             camera_id=camera.id, key=video_key(camera.id, start), capture_start=start, capture_end=end,
-            size=path.stat().st_size, sha256=sha256_of(path), tier=camera.tier, grid=grid,
+            size=identity[1], sha256=sha256_of(path), tier=camera.tier, grid=grid,
             retain_until=retain_until(end, camera.tier, MediaKind.VIDEO),
         )
-        item = self.spool.admit(segment, path)  # durable from here on: everything below may fail and retry
+        # durable from here on: everything below may fail and retry
+        item = self.spool.admit(segment, path, hashed_as=identity)
         self.metrics.recorded.labels(camera.id).inc()
         self.metrics.recorded_seconds.labels(camera.id).inc(segment.duration)
+        # catalogued before it is queued, so an upload worker knows whether its own catalog write is needed
+        if self._catalog(segment):
+            item = dataclasses.replace(item, catalogued=True)
         self.enqueue(item)
-        self._catalog(segment)
         return segment
 
     def _catalogued(self, key: str) -> bool:
@@ -92,13 +97,15 @@ class SegmentSink:
         except Exception:  # database down: the spool answered already; count it as not seen
             return False
 
-    def _catalog(self, segment: Segment) -> None:
-        """Catalog now if the database answers; otherwise the uploader does it from the spool."""
+    def _catalog(self, segment: Segment) -> bool:
+        """Catalog now if the database answers (True); otherwise the uploader does it from the spool."""
         if time.monotonic() < self._catalog_retry_at:
-            return
+            return False
         try:
             self.catalog.add_segment(segment, recorded_at=self.clock())
+            return True
         except Exception as exc:  # database down, locked or inconsistent: the spool holds the segment
             self._catalog_retry_at = time.monotonic() + CATALOG_HOLDOFF_SECONDS
             log.warning("camera %s: catalog unavailable for %s (%s); it stays in the spool and is catalogued "
                         "by the uploader", segment.camera_id, segment.key, type(exc).__name__)
+            return False

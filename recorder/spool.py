@@ -29,12 +29,22 @@ TMP_PREFIX = ".tmp-"
 STAMP = re.compile(r"\d{8}T\d{6}\.\d{3}Z")  # the shape of utc_stamp: 20261127T075301.218Z
 
 
+HASH_CHUNK = 64 * 1024  # under malloc's mmap threshold: the buffer comes from the heap and is reused
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
+    buffer = memoryview(bytearray(HASH_CHUNK))
+    with path.open("rb", buffering=0) as handle:
+        while n := handle.readinto(buffer):  # type: ignore[attr-defined]
+            digest.update(buffer[:n])
     return digest.hexdigest()
+
+
+def file_identity(path: Path) -> tuple[int, int, int]:
+    """(inode, size, mtime in ns): what changes when a file is replaced, truncated or written to."""
+    st = os.stat(path)
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _fsync_path(path: Path) -> None:
@@ -63,11 +73,19 @@ def stamp_time(stem: str) -> datetime | None:
 
 @dataclass(frozen=True)
 class SpooledSegment:
-    """A spooled segment whose manifest has been read."""
+    """A spooled segment whose manifest has been read.
+
+    ``hashed_as`` is set only for a segment this process hashed and spooled itself: the video's (inode, size,
+    mtime in ns) when its sha256 was taken. While the file still shows them, that hash stands and the uploader
+    need not read the file again; a recovered segment has None and is hashed again before it is sent.
+    ``catalogued`` says the recorder's own catalog write succeeded, so the uploader's is not needed.
+    """
 
     segment: Segment
     video: Path
     manifest: Path
+    hashed_as: tuple[int, int, int] | None = None
+    catalogued: bool = False
 
     @property
     def camera_id(self) -> str:
@@ -156,8 +174,10 @@ class Spool:
         stem = utc_stamp(segment.capture_start)
         return folder / f"{stem}.mp4", folder / f"{stem}.json"
 
-    def admit(self, segment: Segment, recorded_file: Path) -> SpooledSegment:
-        """Move a validated file into the spool with its manifest (idempotent across crashes)."""
+    def admit(self, segment: Segment, recorded_file: Path,
+              hashed_as: tuple[int, int, int] | None = None) -> SpooledSegment:
+        """Move a validated file into the spool with its manifest (idempotent across crashes). ``hashed_as``:
+        the file's identity when the caller took the sha256 in ``segment``; kept when the file still has it."""
         video, manifest = self._paths(segment)
         video.parent.mkdir(parents=True, exist_ok=True)
         _fsync_path(recorded_file)  # ffmpeg closed it, but its pages may still be only in the page cache
@@ -175,7 +195,9 @@ class Spool:
         os.replace(recorded_file, video)
         _fsync_path(video.parent)
         _fsync_path(recorded_file.parent)
-        return SpooledSegment(segment, video, manifest)
+        if hashed_as is not None and file_identity(video) != hashed_as:
+            hashed_as = None  # written to since it was hashed: the uploader hashes it again
+        return SpooledSegment(segment, video, manifest, hashed_as)
 
     def holds(self, camera_id: str, start: datetime) -> bool:
         """Whether the segment of ``camera_id`` starting at ``start`` is waiting in the spool."""

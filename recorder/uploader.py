@@ -11,8 +11,10 @@ upload, so neither costs more with a large backlog (a recovered spool of 100,000
 The spool is the write-ahead log: each item is first catalogued (idempotent; the recorder's own attempt may
 have failed while the database was down), then verified (the file's sha256 must equal its manifest's, so a
 damaged file is never sent, and never blocks the queue: it goes to the quarantine with a ``spool_corrupt``
-gap row), uploaded with its checksum, and checked after the upload (size as the store reports it; for the
-filesystem store, which checks nothing itself, a read-back of the content).
+gap row), uploaded with its checksum, and checked after the upload (size as the store reports it; the content
+was checked by the store on the way in). A segment this process hashed when it spooled it is not hashed again
+while its file is unchanged (same inode, size and mtime), and one the recorder catalogued is not catalogued
+again.
 
 A spool recovered at start is queued as ``SpoolEntry`` items, named but not read: a worker reads the manifest
 when it takes the entry. A manifest found unreadable then is handed to ``on_unreadable_manifest`` (the agent
@@ -24,7 +26,6 @@ start: overstated by at most one segment length, never understated.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import heapq
 import logging
 import threading
@@ -35,12 +36,12 @@ from datetime import datetime
 from pathlib import Path
 
 from jifang.recorder.metrics import RecorderMetrics
-from jifang.recorder.spool import ManifestError, Spool, SpooledSegment, SpoolEntry, sha256_of
+from jifang.recorder.spool import ManifestError, Spool, SpooledSegment, SpoolEntry, file_identity, sha256_of
 
 from jifang.db import Catalog
 from jifang.domain import GapCause
 from jifang.errors import JifangError, ObjectConflictError, StoreError
-from jifang.store import FilesystemStore, ObjectStore
+from jifang.store import ObjectStore
 from jifang.supervision import Backoff
 from jifang.tiers import MediaKind
 
@@ -325,9 +326,11 @@ class Uploader:
     def _verify_spooled(self, item: SpooledSegment) -> str | None:
         """Why the spooled file is not the segment its manifest describes, or None when it is."""
         seg = item.segment
-        size = item.video.stat().st_size
-        if size != seg.size:
-            return f"spooled file holds {size} bytes, its manifest says {seg.size}"
+        identity = file_identity(item.video)
+        if identity[1] != seg.size:
+            return f"spooled file holds {identity[1]} bytes, its manifest says {seg.size}"
+        if item.hashed_as is not None and identity == item.hashed_as:
+            return None  # hashed by this process when it was spooled, and not written to since
         actual = sha256_of(item.video)
         if actual != seg.sha256:
             return f"spooled file sha256 {actual[:16]}... differs from its manifest's {seg.sha256[:16]}..."
@@ -341,11 +344,8 @@ class Uploader:
             raise StoreError(f"{seg.key}: not found in the store right after its upload")
         if stored.size != seg.size:
             raise ObjectConflictError(f"{seg.key}: the store holds {stored.size} bytes, {seg.size} were sent")
-        if isinstance(getattr(self.store, "inner", self.store), FilesystemStore):
-            # S3/MinIO verified x-amz-checksum-sha256 on the way in; the filesystem store checks nothing
-            content = self.store.read(MediaKind.VIDEO, seg.key)
-            if hashlib.sha256(content).hexdigest() != seg.sha256:
-                raise ObjectConflictError(f"{seg.key}: the stored copy's sha256 differs from the segment's")
+        # the content itself was checked on the way in: S3/MinIO verify x-amz-checksum-sha256, the filesystem
+        # store hashes what it copies (or links the very file verified above)
 
     def _upload(self, item: SpooledSegment) -> bool:
         seg = item.segment
@@ -362,8 +362,10 @@ class Uploader:
             self._quarantine_corrupt(item, problem)
             return True
         try:
-            self.catalog.add_segment(seg, recorded_at=self.clock())
-            self.store.put(MediaKind.VIDEO, seg.key, item.video, seg.meta(), seg.retain_until)
+            if not item.catalogued:
+                self.catalog.add_segment(seg, recorded_at=self.clock())
+            # handed over: the spool only deletes its copy after this, so the filesystem store may link it
+            self.store.put(MediaKind.VIDEO, seg.key, item.video, seg.meta(), seg.retain_until, handover=True)
             self._verify_stored(item)
             if self.catalog.held_over(seg.camera_id, seg.capture_start, seg.capture_end):
                 # evidence held before this segment reached the store (an incident while it was spooled)

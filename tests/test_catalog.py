@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy
@@ -29,6 +32,27 @@ def test_migrations_create_the_schema_once(db_url: str) -> None:
     tables = set(sqlalchemy.inspect(catalog.engine).get_table_names())
     assert {"segments", "gaps", "alembic_version"} <= tables
     catalog.dispose()
+
+
+def test_a_current_schema_is_recognised_without_loading_alembic(db_url: str) -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from jifang.db import catalog as catalog_module
+
+    alembic_heads = ScriptDirectory.from_config(
+        Config(str(Path(catalog_module.__file__).with_name("alembic.ini")))).get_heads()
+    assert [catalog_module.head_revision()] == alembic_heads  # the text reading agrees with Alembic's own
+    catalog = Catalog(db_url)
+    assert not catalog.schema_is_current()  # a new database: migrate() runs Alembic
+    catalog.migrate()
+    assert catalog.schema_is_current()
+    catalog.dispose()
+    # a second process (an agent's start) on the migrated database never imports Alembic
+    code = ("import sys; from jifang.db import Catalog; c = Catalog(sys.argv[1]); c.migrate(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako', 'pygments')))")
+    out = subprocess.run([sys.executable, "-c", code, db_url], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_segments_round_trip_with_exact_utc_times(db_url: str) -> None:

@@ -5,6 +5,7 @@ causes taken from evidence."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 from jifang.recorder import RecorderMetrics, Spool, Uploader
 from jifang.recorder.camera import fault_from_exception, fault_from_stderr
 from jifang.recorder.gaps import GapBook
+from jifang.recorder.spool import file_identity
 from sqlalchemy.exc import OperationalError
 
 from jifang.db import Catalog
@@ -59,6 +61,44 @@ def test_a_damaged_spool_file_is_quarantined_as_spool_corrupt_and_the_queue_move
     assert spool.pending() == []
     # the other two were catalogued by the uploader from the spool alone (no one else added them)
     assert [row.key for row in catalog.segments(CAMERA) if row.uploaded_at] == [i.segment.key for i in items[1:]]
+
+
+def test_a_segment_hashed_at_spooling_is_hashed_again_only_if_written_to_since(tmp_path: Path,
+                                                                           monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import jifang.recorder.uploader as uploader_module
+
+    hashed: list[Path] = []
+    real_sha256_of = uploader_module.sha256_of
+    monkeypatch.setattr(uploader_module, "sha256_of", lambda path: hashed.append(path) or real_sha256_of(path))
+    store = FilesystemStore(tmp_path / "store")
+    store.ensure_ready()
+    catalog = make_catalog(tmp_path)
+    spool = Spool(tmp_path / "spool")
+    metrics = RecorderMetrics()
+    uploader = Uploader(store, catalog, spool, metrics, lambda: T0, spool_limit=10**9, backoff_cap=0.2)
+    items = []
+    for i in range(3):
+        segment, path = make_segment(tmp_path, T0 + timedelta(seconds=10 * i))
+        items.append(spool.admit(segment, path, hashed_as=file_identity(path)))  # as the recorder's sink does
+    assert all(item.hashed_as is not None for item in items)
+    damaged = items[1]
+    content = bytearray(damaged.video.read_bytes())
+    content[10] ^= 0xFF
+    time.sleep(0.01)  # a later mtime, as any write after the hash has
+    damaged.video.write_bytes(bytes(content))  # same size, one byte flipped
+    inodes = {item.segment.key: item.video.stat().st_ino for item in items}
+    for item in items:
+        uploader.enqueue(item)
+    uploader.start()
+    assert wait_until(lambda: uploader.backlog() == 0)
+    uploader.stop(drain_seconds=1)
+    assert hashed == [damaged.video], "only the file written to after spooling is read again"
+    assert [(g.cause, g.start_at) for g in catalog.gaps(CAMERA)] == [("spool_corrupt", damaged.segment.capture_start)]
+    for item in (items[0], items[2]):
+        stored = store.root / "jifang-video" / item.segment.key
+        assert stored.stat().st_ino == inodes[item.segment.key]  # the spool and the store share one filesystem
+        assert hashlib.sha256(stored.read_bytes()).hexdigest() == item.segment.sha256
+    assert spool.pending() == []
 
 
 class DownCatalog(Catalog):

@@ -5,6 +5,7 @@ all four report formats."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import shutil
@@ -76,7 +77,8 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for day in (1, 2, 3):
         at = NOW - day * DAY
         image = f"images/{KEY}/{at:%Y/%m/%d}/{utc_stamp(at)}-snapshot.jpg"
-        store.put(MediaKind.IMAGE, image, work / "snapshot.jpg", ObjectMeta(KEY, GRID, Tier.KEY, at, at, "0" * 64),
+        meta = ObjectMeta(KEY, GRID, Tier.KEY, at, at, hashlib.sha256(b"jpeg").hexdigest())
+        store.put(MediaKind.IMAGE, image, work / "snapshot.jpg", meta,
                   retain_until(at, "key", MediaKind.IMAGE) - DAY)
         if day == 1:
             store.set_legal_hold(MediaKind.IMAGE, image, True)

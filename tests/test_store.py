@@ -142,6 +142,39 @@ def test_filesystem_objects_are_read_only_and_keys_cannot_escape(tmp_path: Path)
         store.put(MediaKind.VIDEO, "../escape.mp4", path, meta, NOW + timedelta(days=1))
 
 
+def test_the_filesystem_store_refuses_a_copy_whose_sha256_is_not_its_metadata(tmp_path: Path) -> None:
+    # as S3 refuses a body that does not match x-amz-checksum-sha256 (MinIO does; the moto test server does
+    # not check it). A handed-over file is vouched for by its owner: the uploader hashes it before the put, or
+    # knows it unchanged since it hashed it itself.
+    store = open_store(StorageConfig(kind="filesystem", path=tmp_path / "store"))
+    store.ensure_ready()
+    path, meta = payload(tmp_path, b"what was hashed")
+    path.write_bytes(b"what is there now")  # changed after its sha256 was taken
+    with pytest.raises(ObjectConflictError, match=r"not the .* of its metadata; nothing stored"):
+        store.put(MediaKind.VIDEO, "video/changed.mp4", path, meta, NOW + timedelta(days=1))
+    assert store.stat(MediaKind.VIDEO, "video/changed.mp4") is None
+    assert not (tmp_path / "store" / "jifang-video" / "video" / "changed.mp4").exists()
+    assert [p.name for p in (tmp_path / "store" / "jifang-video" / "video").iterdir()] == []  # no temporary left
+
+
+def test_a_handed_over_file_is_linked_into_the_filesystem_store_not_copied(tmp_path: Path) -> None:
+    store = open_store(StorageConfig(kind="filesystem", path=tmp_path / "store"))
+    store.ensure_ready()
+    path, meta = payload(tmp_path, b"segment bytes" * 1000)
+    assert store.put(MediaKind.VIDEO, "video/linked.mp4", path, meta, NOW + timedelta(days=1), handover=True)
+    stored = tmp_path / "store" / "jifang-video" / "video" / "linked.mp4"
+    assert stored.stat().st_ino == path.stat().st_ino and stored.stat().st_nlink == 2
+    assert stored.stat().st_mode & 0o222 == 0
+    path.unlink()  # what the spool does once the segment is catalogued as uploaded
+    assert store.read(MediaKind.VIDEO, "video/linked.mp4") == b"segment bytes" * 1000
+    assert store.stat(MediaKind.VIDEO, "video/linked.mp4").retain_until == NOW + timedelta(days=1)
+    # not handed over: an independent copy
+    other, meta2 = payload(tmp_path, b"evidence")
+    store.put(MediaKind.IMAGE, "images/e.jpg", other, meta2, NOW + timedelta(days=1))
+    copy = tmp_path / "store" / "jifang-images" / "images" / "e.jpg"
+    assert copy.stat().st_ino != other.stat().st_ino and copy.read_bytes() == b"evidence"
+
+
 def test_unreachable_minio_is_reported_as_such() -> None:
     store = MinioStore("127.0.0.1:9", "k", "s", secure=False)
     with pytest.raises(StoreUnavailableError, match=r"127\.0\.0\.1:9 unreachable"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +19,27 @@ from jifang.errors import CatalogError, ObjectConflictError
 
 SPAN_TOLERANCE = timedelta(seconds=2)  # segments closer than this are one contiguous span
 MIGRATION_LOCK_ID = 0x6A6966616E67  # "jifang": serialises migrations across processes on PostgreSQL
+
+
+MIGRATIONS = Path(__file__).with_name("migrations") / "versions"
+_REVISION = re.compile(r'^(down_revision|revision)\s*=\s*(?:"([^"]*)"|None)', re.MULTILINE)
+
+
+@functools.cache
+def head_revision() -> str:
+    """The newest migration's revision, read from the migration files' text (importing them needs Alembic):
+    the one revision that no other names as its down_revision."""
+    revisions, parents = set(), set()
+    for path in MIGRATIONS.glob("*.py"):
+        fields = {name: value for name, value in _REVISION.findall(path.read_text(encoding="utf-8"))}
+        if "revision" in fields:
+            revisions.add(fields["revision"])
+            if fields.get("down_revision"):
+                parents.add(fields["down_revision"])
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise CatalogError(f"the migrations in {MIGRATIONS} have {len(heads)} heads, not one: {sorted(heads)}")
+    return heads.pop()
 
 
 def _make_engine(url: str) -> Engine:
@@ -45,8 +68,21 @@ class Catalog:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._add_lock = threading.Lock()
 
+    def schema_is_current(self) -> bool:
+        """Whether the database already has the newest revision (one query; False when it has none yet)."""
+        try:
+            with self.engine.connect() as connection:
+                versions = {row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))}
+        except Exception:  # no version table yet, or a database that is down: migrate() says which
+            return False
+        return versions == {head_revision()}
+
     def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic), one process at a time."""
+        if self.schema_is_current():
+            # Alembic (with Mako and Pygments) costs an agent 11 MiB for the rest of its life: load it only
+            # when there is something to upgrade
+            return
         # deferred: Alembic is about a third of the CLI's import time and only migrating needs it
         from alembic import command
         from alembic.config import Config

@@ -59,8 +59,12 @@ class ObjectStore(abc.ABC):
     def set_legal_hold(self, kind: MediaKind, key: str, on: bool) -> None:
         """Place or lift a legal hold (evidence lock)."""
 
-    def put(self, kind: MediaKind, key: str, source: Path, meta: ObjectMeta, retain_until: datetime) -> bool:
-        """Upload ``source`` idempotently. True when written, False when the same content was already there."""
+    def put(self, kind: MediaKind, key: str, source: Path, meta: ObjectMeta, retain_until: datetime,
+            handover: bool = False) -> bool:
+        """Upload ``source`` idempotently. True when written, False when the same content was already there.
+
+        ``handover``: the caller gives the file up (it will only delete it, never write to it again), so a store
+        on the same filesystem may keep the file itself instead of a copy."""
         existing = self.stat(kind, key)
         if existing is not None:
             if existing.meta is not None and existing.meta.sha256 == meta.sha256:
@@ -71,8 +75,16 @@ class ObjectStore(abc.ABC):
                 f"{key}: already stored with different content (sha256 "
                 f"{existing.meta.sha256 if existing.meta else 'unknown'} != {meta.sha256})"
             )
-        self._write(kind, key, source, meta, retain_until)
+        if handover:
+            self._write_handed_over(kind, key, source, meta, retain_until)
+        else:
+            self._write(kind, key, source, meta, retain_until)
         return True
+
+    def _write_handed_over(self, kind: MediaKind, key: str, source: Path, meta: ObjectMeta,
+                           retain_until: datetime) -> None:
+        """``_write`` for a file its caller gives up; a store that can keep the file itself overrides it."""
+        self._write(kind, key, source, meta, retain_until)
 
     def extend_retention(self, kind: MediaKind, key: str, until: datetime) -> None:
         """Lengthen the object's lock to ``until``; a shorter ``until`` is refused before anything is sent."""

@@ -67,9 +67,10 @@ class StoreWhenReachable(ObjectStore):
         self.ensure_ready()
         self.inner._write(kind, key, source, meta, retain_until)
 
-    def put(self, kind: MediaKind, key: str, source: Path, meta: ObjectMeta, retain_until: datetime) -> bool:
+    def put(self, kind: MediaKind, key: str, source: Path, meta: ObjectMeta, retain_until: datetime,
+            handover: bool = False) -> bool:
         self.ensure_ready()
-        return self.inner.put(kind, key, source, meta, retain_until)
+        return self.inner.put(kind, key, source, meta, retain_until, handover)
 
     def read(self, kind: MediaKind, key: str) -> bytes:
         self.ensure_ready()

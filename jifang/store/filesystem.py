@@ -7,40 +7,85 @@ exists without its lock.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import stat as stat_mod
 import tempfile
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 from jifang.domain import ObjectMeta, StoredObject, bucket_for
-from jifang.errors import ObjectLockedError, StoreError
+from jifang.errors import ObjectConflictError, ObjectLockedError, StoreError
 from jifang.store.base import Clock, ObjectStore, utc_now
 from jifang.tiers import MediaKind
 
 META_DIR = ".meta"
 
 
-def _write_atomically(target: Path, data: bytes | None = None, source: Path | None = None) -> None:
+READ_ONLY = stat_mod.S_IRUSR | stat_mod.S_IRGRP | stat_mod.S_IROTH
+COPY_CHUNK = 64 * 1024  # under malloc's mmap threshold (jifang.memory): a reused heap buffer
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomically(target: Path, data: bytes | None = None, source: Path | None = None,
+                      sha256: str | None = None) -> None:
+    """Write ``data`` or a copy of ``source`` to ``target`` (read-only, fsynced, renamed into place). With
+    ``sha256``, the bytes copied must hash to it, or nothing is stored (ObjectConflictError)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as out:
             if source is not None:
-                with source.open("rb") as src:
-                    while chunk := src.read(1 << 20):
-                        out.write(chunk)
+                digest = hashlib.sha256()
+                buffer = memoryview(bytearray(COPY_CHUNK))
+                with source.open("rb", buffering=0) as src:
+                    while n := src.readinto(buffer):  # type: ignore[attr-defined]
+                        digest.update(buffer[:n])
+                        out.write(buffer[:n])
+                if sha256 is not None and digest.hexdigest() != sha256:
+                    raise ObjectConflictError(f"{source}: the bytes read have sha256 {digest.hexdigest()[:16]}..., "
+                                              f"not the {sha256[:16]}... of its metadata; nothing stored")
             else:
                 out.write(data or b"")
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(tmp_name, stat_mod.S_IRUSR | stat_mod.S_IRGRP | stat_mod.S_IROTH)
+        os.chmod(tmp_name, READ_ONLY)
         os.replace(tmp_name, target)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+def _link_atomically(target: Path, source: Path) -> bool:
+    """Give ``source``'s file a second name, ``target`` (read-only, renamed into place): no bytes copied. False
+    when the two are on different filesystems (or links are not supported), for the caller to copy instead."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".tmp-link-{uuid.uuid4().hex}"
+    try:
+        os.link(source, tmp)
+    except OSError as exc:
+        if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP):
+            return False
+        raise
+    try:
+        os.chmod(tmp, READ_ONLY)
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)  # the source's data is fsynced by its owner; the new name must be too
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return True
 
 
 class FilesystemStore(ObjectStore):
@@ -87,11 +132,22 @@ class FilesystemStore(ObjectStore):
             lock_mode=record.get("mode"),
         )
 
+    def _write_lock(self, kind: MediaKind, key: str, meta: ObjectMeta, retain_until: datetime) -> None:
+        self._write_record(kind, key, {"retain_until": retain_until.isoformat(), "mode": "COMPLIANCE",
+                                       "legal_hold": False, "metadata": meta.to_user_metadata()})
+
     def _write(self, kind: MediaKind, key: str, source: Path, meta: ObjectMeta, retain_until: datetime) -> None:
-        record = {"retain_until": retain_until.isoformat(), "mode": "COMPLIANCE", "legal_hold": False,
-                  "metadata": meta.to_user_metadata()}
-        self._write_record(kind, key, record)
-        _write_atomically(self._object_path(kind, key), source=source)
+        self._write_lock(kind, key, meta, retain_until)
+        _write_atomically(self._object_path(kind, key), source=source, sha256=meta.sha256)
+
+    def _write_handed_over(self, kind: MediaKind, key: str, source: Path, meta: ObjectMeta,
+                           retain_until: datetime) -> None:
+        """The file itself, linked under its key when the spool is on the same filesystem: the embedded layout
+        (spool and store under one data folder) then stores a segment without copying or re-reading it. Its
+        owner verified its sha256 just before; elsewhere it is copied and hashed as ``_write`` does."""
+        self._write_lock(kind, key, meta, retain_until)
+        if not _link_atomically(self._object_path(kind, key), source):
+            _write_atomically(self._object_path(kind, key), source=source, sha256=meta.sha256)
 
     def read(self, kind: MediaKind, key: str) -> bytes:
         return self._object_path(kind, key).read_bytes()
