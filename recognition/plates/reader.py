@@ -67,6 +67,9 @@ class Detection:
     corners: np.ndarray  # 4x2 float32, TL, TR, BR, BL
     score: float
     double_row: bool = False
+    # under the detector's own threshold, kept because it looks like a plate (the SSD's weak green boxes):
+    # only a valid plate read from it counts, even when unreadable reads are asked for
+    weak: bool = False
 
 
 @dataclass
@@ -239,6 +242,14 @@ class SsdDetector:
     # box under CONFIDENT only when its text is a valid plate (0 reads on the no-plate photos either way).
     CONFIDENT = 0.5
     REFINE_SCALE = 3.0
+    # Green new-energy plates score lower still (0.01-0.1 for 4 of the 20 rendered ones in the bench). A box
+    # that weak is kept only when it looks like one: green by hue votes, and crossed by character strokes
+    # (at least STROKE_DENSITY of its horizontal pixel steps brighter or darker by STROKE_STEP: 0.05-0.15 on
+    # plates, under 0.03 on the green bonnets, hedges and lawns that make the SSD's weak boxes). At most
+    # MAX_WEAK_GREEN of them per frame get an OCR pass.
+    WEAK_GREEN_FLOOR = 0.01
+    STROKE_STEP, STROKE_DENSITY = 40, 0.04
+    MAX_WEAK_GREEN = 2
 
     def __init__(
         self, folder: Path, threads: int = 1, score_threshold: float = 0.1, max_side: int = 1280, min_side: int = 320
@@ -264,17 +275,34 @@ class SsdDetector:
         blob = ((rgb - self.MEAN) / self.STD).transpose(2, 0, 1)[None]
         self.ssd.setInput(np.ascontiguousarray(blob))
         out = self.ssd.forward()[0, 0]
-        keep = out[out[:, 2] > self.score_threshold]
+        keep = out[out[:, 2] > min(self.score_threshold, self.WEAK_GREEN_FLOOR)]
         boxes = [(np.clip(row[3:7], 0, 1) * np.array([w0, h0, w0, h0], np.float32), float(row[2])) for row in keep]
         # A weak box that is not plate-shaped (a bonnet, a window: the SSD's low-score false boxes) is not worth
         # the refinement net and an OCR pass; plates, double-row ones in perspective included, are wider than 1.3:1.
         boxes = [(box, score) for box, score in boxes
                  if score >= self.CONFIDENT or (box[2] - box[0]) >= 1.3 * max(box[3] - box[1], 1.0)]
+        kept = self._suppress(boxes)  # best first: a weak box on a plate already found goes before it is judged
+        strong = [(box, score) for box, score in kept if score > self.score_threshold]
+        weak_green = [(box, score) for box, score in kept
+                      if score <= self.score_threshold and self._looks_like_green_plate(image, box)]
+        return strong + weak_green[: self.MAX_WEAK_GREEN]
+
+    @staticmethod
+    def _suppress(boxes: list[tuple[np.ndarray, float]]) -> list[tuple[np.ndarray, float]]:
+        """Best first, without near-duplicates: the model's own NMS (IoU 0.45) leaves weak copies of one plate,
+        and each would be read again."""
         if len(boxes) < 2:
             return boxes
-        # The model's own NMS (IoU 0.45) leaves weak near-duplicates of one plate; each would be read again.
         keep = _nms(np.stack([b for b, _ in boxes]), np.array([s for _, s in boxes]), 0.3)
         return [boxes[i] for i in keep]
+
+    def _looks_like_green_plate(self, image: np.ndarray, box: np.ndarray) -> bool:
+        x1, y1, x2, y2 = (int(v) for v in box)
+        crop = image[max(0, y1) : y2, max(0, x1) : x2]
+        if crop.shape[0] < 4 or crop.shape[1] < 8 or colour_from_hsv(crop) != "green":
+            return False
+        grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY).astype(np.int16)
+        return float((np.abs(np.diff(grey, axis=1)) > self.STROKE_STEP).mean()) >= self.STROKE_DENSITY
 
     def _refine(self, crop: np.ndarray) -> np.ndarray:
         blob = cv2.dnn.blobFromImage(crop, 1 / 128.0, self.REFINE_SIZE, (127.5, 127.5, 127.5), swapRB=False)
@@ -315,7 +343,8 @@ class SsdDetector:
         detections = []
         for box, score in self.boxes(image):
             corners = self.corners(image, box)
-            detections.append(Detection(box=tuple(float(v) for v in box), corners=corners, score=score))  # type: ignore[arg-type]
+            detections.append(Detection(box=tuple(float(v) for v in box), corners=corners, score=score,  # type: ignore[arg-type]
+                                        weak=score <= self.score_threshold))
         return detections
 
 
@@ -581,7 +610,7 @@ class PlateReader:
             problem = ga36.problem(text)
             if not plate_like(text) or (det.score < self.confident_score and problem is not None):
                 times.rejected.append(raw)
-                if not self.keep_unreadable:
+                if not self.keep_unreadable or det.weak:
                     continue
                 problem = f"unreadable ({len(text)} characters, not plate-like)"
             colour = self.colour(crop, text)
