@@ -8,7 +8,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, select, text
+from sqlalchemy import create_engine, event, select, text, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -193,13 +193,13 @@ class Catalog:
                 session.commit()
 
     def mark_uploaded(self, key: str, at: datetime) -> None:
+        """Record the upload time of a catalogued segment (the first one stands); one UPDATE per segment."""
         with self.session() as session:
-            row = session.scalar(select(SegmentRow).where(SegmentRow.key == key))
-            if row is None:
+            marked = session.execute(update(SegmentRow).where(SegmentRow.key == key, SegmentRow.uploaded_at.is_(None))
+                                     .values(uploaded_at=at).execution_options(synchronize_session=False))
+            if marked.rowcount == 0 and session.scalar(select(SegmentRow.id).where(SegmentRow.key == key)) is None:
                 raise CatalogError(f"{key}: not in the catalog")
-            if row.uploaded_at is None:
-                row.uploaded_at = at
-                session.commit()
+            session.commit()
 
     def segment(self, key: str) -> SegmentRow | None:
         with self.session() as session:
