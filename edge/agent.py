@@ -137,7 +137,7 @@ class EdgeAgent:
         """Migrate the catalog; an unreachable database is a warning, not a reason not to record (the spool is
         the write-ahead log and the catalog is filled from it). A refused login is a configuration error."""
         try:
-            self.catalog.migrate()
+            self.catalog.migrate(isolated=True)
             return True
         except CatalogError as exc:
             if any(word in str(exc) for word in ("authentication failed", "does not exist", "permission denied")):
@@ -151,7 +151,7 @@ class EdgeAgent:
         delay = 2.0
         while not self._stopping.wait(delay):
             try:
-                self.catalog.migrate()
+                self.catalog.migrate(isolated=True)
             except CatalogError as exc:
                 log.debug("catalog still unavailable: %s", exc)
                 delay = min(delay * 2, 30.0)

@@ -55,6 +55,16 @@ def test_a_current_schema_is_recognised_without_loading_alembic(db_url: str) -> 
     assert out.stdout.strip() == "[]"
 
 
+def test_an_isolated_migration_upgrades_in_a_child_and_leaves_the_caller_without_alembic(tmp_path: Path) -> None:
+    # what the edge agent does: Alembic runs in a child process, even on a database that needs the upgrade
+    url = f"sqlite:///{tmp_path / 'new' / 'catalog.db'}"  # its folder does not exist yet
+    code = ("import sys; from jifang.db import Catalog; c = Catalog(sys.argv[1]); c.migrate(isolated=True); "
+            "print(c.schema_is_current(), sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))")
+    out = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True []"
+    assert {"segments", "gaps"} <= set(sqlalchemy.inspect(Catalog(url).engine).get_table_names())
+
+
 def test_segments_round_trip_with_exact_utc_times(db_url: str) -> None:
     catalog = Catalog(db_url)
     catalog.migrate()
@@ -96,10 +106,11 @@ def test_gap_ledger_open_update_close(db_url: str) -> None:
 
 def test_unreachable_database_hides_password() -> None:
     catalog = Catalog("postgresql+psycopg2://jifang:topsecret@127.0.0.1:1/none")
-    with pytest.raises(CatalogError) as caught:
-        catalog.migrate()
-    assert "topsecret" not in str(caught.value)
-    assert "unreachable" in str(caught.value)
+    for isolated in (False, True):  # the edge agent's migration says it the same way, without a child process
+        with pytest.raises(CatalogError) as caught:
+            catalog.migrate(isolated=isolated)
+        assert "topsecret" not in str(caught.value)
+        assert str(caught.value).startswith("database postgresql+psycopg2://jifang:***@127.0.0.1:1/none unreachable: ")
 
 
 def test_migrations_match_the_models(db_url: str) -> None:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, select, text, update
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from jifang.db.models import CoverageDay, CoverageSpan, GapRow, LegalHold, SegmentRow
@@ -21,6 +24,8 @@ SPAN_TOLERANCE = timedelta(seconds=2)  # segments closer than this are one conti
 MIGRATION_LOCK_ID = 0x6A6966616E67  # "jifang": serialises migrations across processes on PostgreSQL
 
 
+MIGRATE_URL_ENV = "JIFANG_MIGRATE_DATABASE_URL"  # how an isolated migration hands the URL to its child
+MIGRATE_TIMEOUT_SECONDS = 600
 MIGRATIONS = Path(__file__).with_name("migrations") / "versions"
 _REVISION = re.compile(r'^(down_revision|revision)\s*=\s*(?:"([^"]*)"|None)', re.MULTILINE)
 
@@ -69,28 +74,39 @@ class Catalog:
         self._add_lock = threading.Lock()
 
     def schema_is_current(self) -> bool:
-        """Whether the database already has the newest revision (one query; False when it has none yet)."""
+        """Whether the database already has the newest revision (one query; False when it has none yet).
+        CatalogError when the database does not answer."""
         try:
-            with self.engine.connect() as connection:
+            connection = self.engine.connect()
+        except OperationalError as exc:
+            raise self._unreachable(exc) from None
+        with connection:
+            try:
                 versions = {row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))}
-        except Exception:  # no version table yet, or a database that is down: migrate() says which
-            return False
+            except DBAPIError:  # no version table: a new database
+                return False
         return versions == {head_revision()}
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest revision (Alembic), one process at a time."""
+    def migrate(self, isolated: bool = False) -> None:
+        """Bring the schema to the newest revision (Alembic), one process at a time.
+
+        Alembic (with Mako and Pygments) would stay in memory for the rest of the process, 12 MiB: it is loaded
+        only when there is something to upgrade, and with ``isolated`` (the edge agent, which runs for months)
+        in a child process, so that even an upgrade leaves the agent lean."""
+        parsed = make_url(self.url)
+        in_memory = parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+        if parsed.get_backend_name() == "sqlite" and not in_memory:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
         if self.schema_is_current():
-            # Alembic (with Mako and Pygments) costs an agent 11 MiB for the rest of its life: load it only
-            # when there is something to upgrade
+            return
+        if isolated and not in_memory:
+            self._migrate_in_child()
             return
         # deferred: Alembic is about a third of the CLI's import time and only migrating needs it
         from alembic import command
         from alembic.config import Config
 
         config = Config(str(Path(__file__).with_name("alembic.ini")))
-        parsed = make_url(self.url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         try:
             with self.engine.begin() as connection:
                 if connection.dialect.name == "postgresql":
@@ -98,8 +114,20 @@ class Catalog:
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
         except OperationalError as exc:
-            safe = make_url(self.url).render_as_string(hide_password=True)
-            raise CatalogError(f"database {safe} unreachable: {str(exc.orig).strip().splitlines()[0]}") from None
+            raise self._unreachable(exc) from None
+
+    def _unreachable(self, exc: OperationalError) -> CatalogError:
+        safe = make_url(self.url).render_as_string(hide_password=True)
+        return CatalogError(f"database {safe} unreachable: {str(exc.orig).strip().splitlines()[0]}")
+
+    def _migrate_in_child(self) -> None:
+        # the URL (it may hold a password) goes by the environment, which only this user can read, not by argv
+        env = {**os.environ, MIGRATE_URL_ENV: self.url}
+        result = subprocess.run([sys.executable, "-m", "jifang.db.upgrade"], env=env, capture_output=True,
+                                text=True, timeout=MIGRATE_TIMEOUT_SECONDS, check=False)
+        if result.returncode != 0:
+            lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+            raise CatalogError(lines[-1] if lines else f"schema upgrade failed (exit {result.returncode})")
 
     def session(self) -> Session:
         return self._sessions()
