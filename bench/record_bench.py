@@ -162,8 +162,8 @@ def run_once(args: argparse.Namespace, url: str, streams: int, work: Path) -> tu
         folder.mkdir()
     jifang, plain = Side("jifang"), Side("plain ffmpeg")
     if not args.fresh_database:
-        # an agent's steady state: the schema exists (every start after its first); the first start migrates
-        # it and keeps Alembic loaded, 11 MiB more (--fresh-database measures that)
+        # an agent's usual start: the schema exists (every start after its first); --fresh-database measures
+        # the first start, which migrates it (in a child process: the agent's memory is the same)
         Catalog(f"sqlite:///{work / 'jifang.db'}").migrate()
     t0 = time.monotonic()
     agent = subprocess.Popen([sys.executable, "-m", "jifang.cli", "--log-level", "warning", "edge", "run",
