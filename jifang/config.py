@@ -170,7 +170,7 @@ class RecorderConfig(Model):
     ffmpeg: str = Field("ffmpeg", description="ffmpeg executable")
     ffprobe: str = Field("ffprobe", description="ffprobe executable (stream checks, and segments the in-process "
                          "reader cannot judge)")
-    upload_workers: int = Field(2, ge=1, le=8, description="parallel uploads to the object store; one camera has "
+    upload_workers: int = Field(4, ge=1, le=8, description="parallel uploads to the object store; one camera has "
                                 "at most one in flight, so its segments arrive in capture order")
 
 
