@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from jifang.domain import ObjectMeta
+from jifang.durable import fsync_path
 from jifang.errors import StoreError, StoreUnavailableError
 from jifang.store import ObjectStore
 from jifang.tiers import MediaKind, Tier
@@ -37,14 +38,6 @@ class SpooledImage:
     held: bool
     image: Path
     manifest: Path
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_durably(target: Path, data: bytes) -> None:
@@ -78,7 +71,7 @@ class EvidenceSpool:
                      "capture_start": meta.capture_start.isoformat(), "capture_end": meta.capture_end.isoformat(),
                      "sha256": meta.sha256},
         }).encode())
-        _fsync_dir(self.root)
+        fsync_path(self.root)
         self._wake.set()
         return SpooledImage(key, meta, retain_until, held, image, manifest)
 

@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from jifang.domain import Segment, stamp_video_key, utc_stamp, video_key
+from jifang.durable import fsync_path
 from jifang.tiers import Tier
 
 log = logging.getLogger("jifang.spool")
@@ -45,14 +46,6 @@ def file_identity(path: Path) -> tuple[int, int, int]:
     """(inode, size, mtime in ns): what changes when a file is replaced, truncated or written to."""
     st = os.stat(path)
     return st.st_ino, st.st_size, st.st_mtime_ns
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class ManifestError(ValueError):
@@ -180,7 +173,7 @@ class Spool:
         the file's identity when the caller took the sha256 in ``segment``; kept when the file still has it."""
         video, manifest = self._paths(segment)
         video.parent.mkdir(parents=True, exist_ok=True)
-        _fsync_path(recorded_file)  # ffmpeg closed it, but its pages may still be only in the page cache
+        fsync_path(recorded_file)  # ffmpeg closed it, but its pages may still be only in the page cache
         fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=video.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
@@ -193,8 +186,8 @@ class Spool:
                 os.unlink(tmp)
             raise
         os.replace(recorded_file, video)
-        _fsync_path(video.parent)
-        _fsync_path(recorded_file.parent)
+        fsync_path(video.parent)
+        fsync_path(recorded_file.parent)
         if hashed_as is not None and file_identity(video) != hashed_as:
             hashed_as = None  # written to since it was hashed: the uploader hashes it again
         return SpooledSegment(segment, video, manifest, hashed_as)

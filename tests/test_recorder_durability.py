@@ -34,13 +34,19 @@ def make_catalog(tmp_path: Path) -> Catalog:
     return catalog
 
 
-def test_a_damaged_spool_file_is_quarantined_as_spool_corrupt_and_the_queue_moves_on(tmp_path: Path) -> None:
+def uploader_on_disk(tmp_path: Path) -> tuple[FilesystemStore, Catalog, Spool, RecorderMetrics, Uploader]:
+    """A filesystem store, a SQLite catalog, a spool and an uploader over them (not started)."""
     store = FilesystemStore(tmp_path / "store")
     store.ensure_ready()
     catalog = make_catalog(tmp_path)
     spool = Spool(tmp_path / "spool")
     metrics = RecorderMetrics()
-    uploader = Uploader(store, catalog, spool, metrics, lambda: T0, spool_limit=10**9, backoff_cap=0.2)
+    return store, catalog, spool, metrics, Uploader(store, catalog, spool, metrics, lambda: T0, spool_limit=10**9,
+                                                    backoff_cap=0.2)
+
+
+def test_a_damaged_spool_file_is_quarantined_as_spool_corrupt_and_the_queue_moves_on(tmp_path: Path) -> None:
+    store, catalog, spool, metrics, uploader = uploader_on_disk(tmp_path)
     items = []
     for i in range(3):
         segment, path = make_segment(tmp_path, T0 + timedelta(seconds=10 * i))
@@ -70,12 +76,7 @@ def test_a_segment_hashed_at_spooling_is_hashed_again_only_if_written_to_since(t
     hashed: list[Path] = []
     real_sha256_of = uploader_module.sha256_of
     monkeypatch.setattr(uploader_module, "sha256_of", lambda path: hashed.append(path) or real_sha256_of(path))
-    store = FilesystemStore(tmp_path / "store")
-    store.ensure_ready()
-    catalog = make_catalog(tmp_path)
-    spool = Spool(tmp_path / "spool")
-    metrics = RecorderMetrics()
-    uploader = Uploader(store, catalog, spool, metrics, lambda: T0, spool_limit=10**9, backoff_cap=0.2)
+    store, catalog, spool, _metrics, uploader = uploader_on_disk(tmp_path)
     items = []
     for i in range(3):
         segment, path = make_segment(tmp_path, T0 + timedelta(seconds=10 * i))

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from jifang.domain import ObjectMeta, StoredObject, bucket_for
+from jifang.durable import fsync_path
 from jifang.errors import ObjectConflictError, ObjectLockedError, StoreError
 from jifang.store.base import Clock, ObjectStore, utc_now
 from jifang.tiers import MediaKind
@@ -28,14 +29,6 @@ META_DIR = ".meta"
 
 READ_ONLY = stat_mod.S_IRUSR | stat_mod.S_IRGRP | stat_mod.S_IROTH
 COPY_CHUNK = 64 * 1024  # under malloc's mmap threshold (jifang.memory): a reused heap buffer
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_atomically(target: Path, data: bytes | None = None, source: Path | None = None,
@@ -81,7 +74,7 @@ def _link_atomically(target: Path, source: Path) -> bool:
     try:
         os.chmod(tmp, READ_ONLY)
         os.replace(tmp, target)
-        _fsync_dir(target.parent)  # the source's data is fsynced by its owner; the new name must be too
+        fsync_path(target.parent)  # the source's data is fsynced by its owner; the new name must be too
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
