@@ -6,6 +6,7 @@ live in the system interpreter, not in a virtualenv, so it runs as a subprocess 
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
 import subprocess
@@ -44,6 +45,8 @@ class SimCamera:
     url: str = ""
     process: subprocess.Popen | None = field(default=None, repr=False)
     onvif: object | None = field(default=None, repr=False)
+    # the server's last words (GStreamer warnings, a crash): kept for health(), which a failing test quotes
+    stderr_tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=40), repr=False)
 
     def command(self) -> list[str]:
         command = [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--host", self.host, "--port", str(self.port),
@@ -86,8 +89,9 @@ class SimCamera:
             err = self.process.stderr.read().strip() if self.process.stderr else ""
             raise SimCameraError(f"simulated camera did not start: {err.splitlines()[-1] if err else 'no answer'}")
         self.url = ready[0].split(" ", 1)[1]
-        for pipe in (self.process.stdout, self.process.stderr):  # keep draining so the server never blocks
-            threading.Thread(target=_drain, args=(pipe,), daemon=True).start()
+        # keep draining so the server never blocks
+        threading.Thread(target=_drain, args=(self.process.stdout, None), daemon=True).start()
+        threading.Thread(target=_drain, args=(self.process.stderr, self.stderr_tail), daemon=True).start()
         if self.onvif_port is not None:
             from jifang.sim.onvif import OnvifSimulator
 
@@ -125,6 +129,14 @@ class SimCamera:
         assert self.process is not None
         return self.process.wait()
 
+    def health(self) -> str:
+        """Whether the server still runs, with its last stderr lines: what a test says when recording fails."""
+        if self.process is None:
+            return f"simulated camera {self.url or self.path}: not started"
+        state = "running" if self.process.poll() is None else f"exited with status {self.process.returncode}"
+        tail = "\n".join(self.stderr_tail)
+        return f"simulated camera {self.url}: {state}" + (f"; its stderr:\n{tail}" if tail else "; no stderr")
+
     def __enter__(self) -> SimCamera:
         self.start()
         return self
@@ -133,6 +145,7 @@ class SimCamera:
         self.stop()
 
 
-def _drain(pipe) -> None:  # type: ignore[no-untyped-def]
-    for _line in pipe:
-        pass
+def _drain(pipe, tail: collections.deque[str] | None) -> None:  # type: ignore[no-untyped-def]
+    for line in pipe:
+        if tail is not None:
+            tail.append(line.rstrip())

@@ -143,7 +143,7 @@ def test_a_sigkilled_fleet_agent_leaves_an_explained_interval(tmp_path: Path, si
         # the survivor starts ffmpeg on the orphaned cameras and catalogues their first segments (slow on a
         # loaded 2-core CI machine running another integration test beside this one)
         assert wait_for(lambda: all(any(r.start_at > killed for r in catalog.segments(c)) for c in orphaned),
-                        120), second.log()
+                        120), f"{second.log()}\n{sim_camera.health()}"
         time.sleep(service.settle + 2)
         audits = {a.camera: a for a in service.audit()}
         for camera_id in fleet.CAMERAS:  # rebalancing at the start moved some cameras too: explained as well

@@ -62,7 +62,7 @@ def test_two_agents_share_cameras_and_fail_over(tmp_path: Path, sim_camera: SimC
             catalog = second.catalog()
             return all(any(row.start_at > killed for row in catalog.segments(c)) for c in orphaned)
 
-        assert wait_for(recorded_again, 20), second.log()
+        assert wait_for(recorded_again, 20), f"{second.log()}\n{sim_camera.health()}"
         assert second.stop() == 0, second.log()
     finally:
         for agent in (first, second):
