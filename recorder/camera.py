@@ -47,9 +47,7 @@ from jifang.supervision import Backoff, die_with_parent, stop_process
 
 log = logging.getLogger("jifang.recorder")
 
-# how often a camera thread looks for finished segments: a segment waits at most this long to be spooled (of
-# its 10 s), and a stop is seen at once (the wait is on the stop event)
-POLL_SECONDS = 1.0
+POLL_SECONDS = 0.5
 KNOCK_SECONDS = 2.0
 CONTIGUOUS_TOLERANCE = timedelta(seconds=2)
 STOP_GRACE_SECONDS = 10.0  # ffmpeg closes a segment in well under a second; a hung one is killed after this
