@@ -2,12 +2,19 @@
 
 Runs under Debian's /usr/bin/python3 (the ``gi`` bindings live there, not in the project's venv), so it
 imports only the standard library and ``gi``. ``jifang sim camera`` starts it as a subprocess. When the
-server listens it prints one line ``READY rtsp://HOST:PORT/PATH`` on stdout.
+server listens and its stream runs it prints one line ``READY rtsp://HOST:PORT/PATH`` on stdout.
+
+The stream is started once, by a viewer inside the server, and stays up, as a real camera's encoder runs
+whether anyone watches or not. Without it the shared media is prepared when a first client arrives and torn
+down when the last leaves, and gst-rtsp-server 1.22 aborts the whole server (``gst_rtsp_media_get_rates:
+assertion failed``) when clients PLAY while that happens: seen with an edge agent's concurrent stream checks
+and recorders (8 cameras, 2 of 6 starts), which a real camera never does to its clients.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
@@ -109,8 +116,6 @@ def main() -> int:
         )
 
     if args.user:
-        import os
-
         password = os.environ.get(args.password_env or "", "")
         auth = GstRtspServer.RTSPAuth()
         token = GstRtspServer.RTSPToken()
@@ -131,13 +136,48 @@ def main() -> int:
     if server.attach(None) == 0:
         print(f"simcam: cannot listen on {args.host}:{args.port}", file=sys.stderr, flush=True)
         return 2
-    print(f"READY rtsp://{args.host}:{server.get_bound_port()}/{args.path.strip('/')}", flush=True)
-
+    url = f"rtsp://{args.host}:{server.get_bound_port()}/{args.path.strip('/')}"
     loop = GLib.MainLoop()
+    viewer = start_internal_viewer(url, args.user, os.environ.get(args.password_env or "", ""), loop)
     for sig in (signal.SIGTERM, signal.SIGINT):
         GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, loop.quit)
     loop.run()
-    return 0
+    viewer.set_state(Gst.State.NULL)
+    return 0 if viewer.get_name() != "failed" else 2
+
+
+STREAM_START_SECONDS = 15
+
+
+def start_internal_viewer(url: str, user: str | None, password: str, loop: GLib.MainLoop) -> Gst.Element:
+    """Pull the stream from inside the server (over TCP, into a fakesink), keeping the shared media up; READY is
+    printed at its first buffer, so a client never meets a media that is still being prepared."""
+    viewer = Gst.parse_launch(f"rtspsrc name=src location={url} protocols=tcp latency=0 ! fakesink name=sink "
+                              "sync=false signal-handoffs=true")
+    if user:
+        source = viewer.get_by_name("src")
+        source.set_property("user-id", user)
+        source.set_property("user-pw", password)
+    sink = viewer.get_by_name("sink")
+    started = []
+
+    def on_first_buffer(*_args: object) -> None:  # in the streaming thread: say READY once, then stop listening
+        if not started:
+            started.append(True)
+            print(f"READY {url}", flush=True)
+            GLib.idle_add(lambda: sink.set_property("signal-handoffs", False) and False)
+
+    def give_up() -> bool:
+        if not started:
+            print(f"simcam: the stream did not start within {STREAM_START_SECONDS} s", file=sys.stderr, flush=True)
+            viewer.set_name("failed")
+            loop.quit()
+        return False
+
+    sink.connect("handoff", on_first_buffer)
+    GLib.timeout_add_seconds(STREAM_START_SECONDS, give_up)
+    viewer.set_state(Gst.State.PLAYING)
+    return viewer
 
 
 if __name__ == "__main__":
