@@ -47,6 +47,11 @@ from jifang.supervision import Backoff, die_with_parent, stop_process
 
 log = logging.getLogger("jifang.recorder")
 
+# The recorder's thread sleeps until ffmpeg's stderr says it opened a new segment file (the one before it is then
+# finished and listed) or ffmpeg ended: one wake-up per segment. A thread waking twice a second per camera cost
+# the agent more than hashing its video. The safety poll catches what no line announces; the short one retries
+# a list line that was not yet readable when its segment's successor opened.
+SAFETY_POLL_SECONDS = 5.0
 POLL_SECONDS = 0.5
 KNOCK_SECONDS = 2.0
 CONTIGUOUS_TOLERANCE = timedelta(seconds=2)
@@ -129,6 +134,7 @@ class CameraRecorder:
         self.source = source  # None: ffmpeg pulls camera.rtsp_url itself
         self._source_error: CameraError | None = None  # why the source could not open, for the gap row
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a segment opened, ffmpeg's stderr ended, or stop was asked
         self._thread = threading.Thread(target=self._run, name=f"recorder-{camera.id}", daemon=True)
         self._backoff = Backoff(initial=1.0, cap=config.backoff_max_seconds)
         self._process: subprocess.Popen | None = None
@@ -159,6 +165,7 @@ class CameraRecorder:
 
     def request_stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         process = self._process
         if process is not None:
             self._terminate_once(process)  # ffmpeg closes and lists the segment it is writing
@@ -250,12 +257,18 @@ class CameraRecorder:
                 self._source_error = exc
                 return []
             self._source_error = None
+        self._wake.clear()
+        if self._stop.is_set():  # asked just before the clear: keep its wake-up
+            self._wake.set()
         reader = threading.Thread(target=self._read_stderr, args=(process, run, stderr_tail), daemon=True)
         reader.start()
         last_progress = time.monotonic()
         stall_after = stall_timeout(self.config.segment_seconds)
+        wait = SAFETY_POLL_SECONDS
         while process.poll() is None:
-            if self._stop.wait(POLL_SECONDS):
+            self._wake.wait(wait)
+            self._wake.clear()
+            if self._stop.is_set():
                 self._finish(process)
                 break
             if self._drain_run(run, finished=False):
@@ -264,6 +277,11 @@ class CameraRecorder:
                 log.warning("camera %s: no segment for %.0f s; restarting the recorder", self.camera.id, stall_after)
                 stderr_tail.append(f"stalled: no segment for {stall_after:.0f} s")
                 self._finish(process)
+            if not reader.is_alive():
+                # stderr ended: ffmpeg is exiting; wait for it here rather than a safety poll later
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(STOP_GRACE_SECONDS)
+            wait = POLL_SECONDS if run.awaiting_list() else SAFETY_POLL_SECONDS
         if self.source is not None:
             self.source.close()
         reader.join(5)
@@ -274,13 +292,18 @@ class CameraRecorder:
     def _read_stderr(self, process: subprocess.Popen, run: RunFolder, tail: collections.deque[str]) -> None:
         assert process.stderr is not None
         anchored = False
-        for line in process.stderr:
-            run.note_line(line, time.monotonic())
-            if not anchored and (match := INPUT_START.search(line)):
-                run.set_anchor(float(match.group(1)))
-                anchored = True
-            tail.append(line.rstrip())
-            log.debug("camera %s ffmpeg: %s", self.camera.id, redact(line.rstrip()))
+        try:
+            for line in process.stderr:
+                opened = run.note_line(line, time.monotonic())
+                if not anchored and (match := INPUT_START.search(line)):
+                    run.set_anchor(float(match.group(1)))
+                    anchored = True
+                tail.append(line.rstrip())
+                log.debug("camera %s ffmpeg: %s", self.camera.id, redact(line.rstrip()))
+                if opened:
+                    self._wake.set()
+        finally:
+            self._wake.set()
 
     def _drain_run(self, run: RunFolder, finished: bool) -> int:
         """Spool the run's finished segments; when ``finished``, also the partial last one, then remove it."""

@@ -39,15 +39,23 @@ class RunFolder:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._consumed = 0  # bytes of the segment list already read
+        self._taken = 0  # segments taken from the list
         self.last_listed_end: datetime | None = None
         self._opened: dict[int, float] = {}  # segment number -> monotonic time ffmpeg opened its file
         self._offset = timedelta(0)  # how far ffmpeg's clock has stepped away from the run's timeline
         self._after_step = False  # the previous segment was re-timed
 
-    def note_line(self, line: str, monotonic: float) -> None:
-        """Feed one ffmpeg stderr line, read at ``monotonic``: segment openings time the segments."""
+    def note_line(self, line: str, monotonic: float) -> bool:
+        """Feed one ffmpeg stderr line, read at ``monotonic``: segment openings time the segments. True when the
+        line opened a segment file, so the one before it is finished and listed."""
         if match := SEGMENT_OPENED.search(line):
             self._opened.setdefault(int(match.group(1)), monotonic)
+            return True
+        return False
+
+    def awaiting_list(self) -> bool:
+        """Whether a segment's successor has opened but the segment was not yet taken from the list."""
+        return len(self._opened) - 1 > self._taken
 
     def _real_seconds(self, name: str) -> float | None:
         """Monotonic duration of segment ``name`` (opening to the next opening), when both were seen."""
@@ -115,6 +123,7 @@ class RunFolder:
                 self._offset += timedelta(seconds=step)
                 self._after_step = True
             found.append(ListedSegment(self.path / name, listed_start, listed_end, step))
+            self._taken += 1
             self.last_listed_end = listed_end
         return found
 

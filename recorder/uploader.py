@@ -47,6 +47,9 @@ from jifang.tiers import MediaKind
 
 log = logging.getLogger("jifang.uploader")
 SPOOL_WALK_SECONDS = 2.0
+# An idle worker sleeps until an enqueue, a freed camera or stop() notifies it; this is only a safety net (each
+# timed wake-up of every worker costs the agent CPU, and recording cameras never leave the queue idle for long)
+IDLE_WAIT_SECONDS = 30.0
 SPOOL_WALK_SHARE = 0.05  # walking the spool may take at most this share of the uploader's time
 
 QueueItem = SpooledSegment | SpoolEntry  # an entry is resolved into a spooled segment when a worker takes it
@@ -255,13 +258,19 @@ class Uploader:
 
         return self._drain_until is not None and (not self._queued_keys or time.monotonic() > self._drain_until)
 
+    def _idle_wait(self) -> float:
+        """How long an idle worker sleeps (caller holds the lock): until notified, or a draining stop's deadline."""
+        if self._drain_until is None:
+            return IDLE_WAIT_SECONDS
+        return max(0.05, self._drain_until - time.monotonic())
+
     def _run(self) -> None:
         backoff = Backoff(initial=1.0, cap=self._backoff_cap)  # per worker: one failing camera paces only it
         while not self._stop.is_set():
             with self._cond:
                 item = self._take()
                 while item is None and not self._stop.is_set() and not self._draining_done():
-                    self._cond.wait(1.0)
+                    self._cond.wait(self._idle_wait())
                     item = self._take()
                 if item is None:
                     return
