@@ -37,6 +37,8 @@ STATE_COLUMNS = ("status", "status_detail", "status_at", "updated_at")
 CAMERA_FIELDS = tuple(c.name for c in CameraRow.__table__.columns if c.name not in STATE_COLUMNS)
 # CameraConfig field -> registry column where the names differ; every other field has a column of its name
 ROW_NAMES = {"rtsp_url": "main_rtsp_url", "password": "password_ref"}
+# built once: every agent runs it every poll, and building a statement costs more than SQLite runs it
+REVISION_QUERY = select(func.count(CameraRow.id), func.max(CameraRow.updated_at))
 
 
 def camera_from_row(row: CameraRow) -> CameraConfig:
@@ -262,8 +264,8 @@ class Registry:
     def revision(self) -> tuple[int, datetime | None]:
         """A cheap fingerprint of what the agents record: one indexed aggregate, polled every few seconds.
         Every configuration change sets updated_at; a removal changes the count."""
-        with self.catalog.session() as session:
-            count, newest = session.execute(select(func.count(CameraRow.id), func.max(CameraRow.updated_at))).one()
+        with self.catalog.connect() as connection:
+            count, newest = connection.execute(REVISION_QUERY).one()
         # func.max bypasses the column type: normalise to aware UTC
         if isinstance(newest, datetime) and newest.tzinfo is None:
             newest = newest.replace(tzinfo=UTC)

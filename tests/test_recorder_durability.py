@@ -107,10 +107,21 @@ class DownCatalog(Catalog):
 
     down = False
 
-    def session(self):  # type: ignore[no-untyped-def]
+    def _refuse_while_down(self) -> None:
         if self.down:
             raise OperationalError("SELECT 1", {}, ConnectionRefusedError("Connection refused"))
+
+    def session(self):  # type: ignore[no-untyped-def]
+        self._refuse_while_down()
         return super().session()
+
+    def connect(self):  # type: ignore[no-untyped-def]
+        self._refuse_while_down()
+        return super().connect()
+
+    def begin(self):  # type: ignore[no-untyped-def]
+        self._refuse_while_down()
+        return super().begin()
 
 
 def test_gap_writes_wait_out_a_database_outage_in_order(tmp_path: Path) -> None:

@@ -8,11 +8,12 @@ import re
 import subprocess
 import sys
 import threading
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, select, text, update
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import bindparam, create_engine, delete, event, insert, select, text, update
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -61,6 +62,38 @@ def _make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+class _SegmentSQL:
+    """The statements run for every segment (catalogue, upload), built once: building a statement anew costs
+    SQLAlchemy about 0.3 ms, four times what running it on SQLite does (measured)."""
+
+    _segments, _spans, _days, _holds = (SegmentRow.__table__, CoverageSpan.__table__, CoverageDay.__table__,
+                                        LegalHold.__table__)
+    sha256_of_key = select(_segments.c.sha256).where(_segments.c.key == bindparam("segment_key"))
+    id_of_key = select(_segments.c.id).where(_segments.c.key == bindparam("segment_key"))
+    insert_segment = insert(_segments)
+    mark_uploaded = (update(_segments).where(_segments.c.key == bindparam("segment_key"),
+                                             _segments.c.uploaded_at.is_(None))
+                     .values(uploaded_at=bindparam("at")))
+    touching_spans = (select(_spans.c.id, _spans.c.start_at, _spans.c.end_at, _spans.c.segments, _spans.c.bytes)
+                      .where(_spans.c.camera_id == bindparam("camera"), _spans.c.end_at >= bindparam("from_end"),
+                             _spans.c.start_at <= bindparam("to_start"))
+                      .order_by(_spans.c.start_at))
+    insert_span = insert(_spans)
+    extend_span = (update(_spans).where(_spans.c.id == bindparam("span_id"))
+                   .values(start_at=bindparam("new_start"), end_at=bindparam("new_end"),
+                           segments=bindparam("new_segments"), bytes=bindparam("new_bytes")))
+    delete_span = delete(_spans).where(_spans.c.id == bindparam("span_id"))
+    add_to_day = (update(_days).where(_days.c.camera_id == bindparam("camera"), _days.c.day == bindparam("on_day"))
+                  .values(covered_seconds=_days.c.covered_seconds + bindparam("add_seconds"),
+                          bytes=_days.c.bytes + bindparam("add_bytes"),
+                          segments=_days.c.segments + bindparam("add_segments")))
+    insert_day = insert(_days)
+    active_hold_over = (select(_holds.c.id).where(_holds.c.camera_id == bindparam("camera"),
+                                                  _holds.c.released_at.is_(None),
+                                                  _holds.c.start_at < bindparam("to_start"),
+                                                  _holds.c.end_at > bindparam("from_end")).limit(1))
 
 
 class Catalog:
@@ -132,56 +165,65 @@ class Catalog:
     def session(self) -> Session:
         return self._sessions()
 
+    def connect(self) -> Connection:
+        """A connection for prepared statements (``with catalog.connect() as connection``)."""
+        return self.engine.connect()
+
+    def begin(self) -> AbstractContextManager[Connection]:
+        """A connection in a transaction, committed when the block ends (rolled back on an exception)."""
+        return self.engine.begin()
+
     # segments
 
     def add_segment(self, segment: Segment, recorded_at: datetime) -> bool:
         """Catalog a segment; a second call with the same key and sha256 is a no-op (returns False).
 
         Serialised within the process: the recorder and the uploader both catalog from the spool, and two
-        concurrent inserts would race on the camera's coverage rows (an IntegrityError that is not a duplicate)."""
-        with self._add_lock, self.session() as session:
-            existing = session.scalar(select(SegmentRow).where(SegmentRow.key == segment.key))
-            if existing is not None:
-                if existing.sha256 != segment.sha256:
-                    raise ObjectConflictError(f"{segment.key}: catalogued with another sha256")
-                return False
-            session.add(
-                SegmentRow(
-                    camera_id=segment.camera_id, key=segment.key, start_at=segment.capture_start,
-                    end_at=segment.capture_end, bytes=segment.size, sha256=segment.sha256,
-                    tier=str(segment.tier), grid=segment.grid, retain_until=segment.retain_until,
-                    recorded_at=recorded_at,
-                )
-            )
-            self._update_rollups(session, segment)
+        concurrent inserts would race on the camera's coverage rows (an IntegrityError that is not a duplicate).
+        Prepared SQL statements (``_SegmentSQL``), not ORM objects: this runs for every segment of every camera."""
+        with self._add_lock:
             try:
-                session.commit()
-            except IntegrityError:  # another process catalogued it between our check and insert
-                session.rollback()
-                return False
+                with self.begin() as connection:
+                    existing = connection.scalar(_SegmentSQL.sha256_of_key, {"segment_key": segment.key})
+                    if existing is not None:
+                        if existing != segment.sha256:
+                            raise ObjectConflictError(f"{segment.key}: catalogued with another sha256")
+                        return False
+                    connection.execute(_SegmentSQL.insert_segment, {
+                        "camera_id": segment.camera_id, "key": segment.key, "start_at": segment.capture_start,
+                        "end_at": segment.capture_end, "bytes": segment.size, "sha256": segment.sha256,
+                        "tier": str(segment.tier), "grid": segment.grid, "retain_until": segment.retain_until,
+                        "recorded_at": recorded_at, "held": False,
+                    })
+                    self._update_rollups(connection, segment)
+            except IntegrityError:
+                with self.connect() as connection:
+                    if connection.scalar(_SegmentSQL.id_of_key, {"segment_key": segment.key}) is None:
+                        raise  # not a duplicate: a rollup row raced another process; the caller retries
+                return False  # another process catalogued it between our check and insert
         return True
 
     @staticmethod
-    def _update_rollups(session: Session, segment: Segment) -> None:
+    def _update_rollups(connection: Connection, segment: Segment) -> None:
         """Extend (or start, or bridge) the camera's coverage span and add the segment to its day totals."""
-        touching = list(session.scalars(
-            select(CoverageSpan).where(
-                CoverageSpan.camera_id == segment.camera_id,
-                CoverageSpan.end_at >= segment.capture_start - SPAN_TOLERANCE,
-                CoverageSpan.start_at <= segment.capture_end + SPAN_TOLERANCE,
-            ).order_by(CoverageSpan.start_at)
-        ))
+        touching = connection.execute(_SegmentSQL.touching_spans, {
+            "camera": segment.camera_id, "from_end": segment.capture_start - SPAN_TOLERANCE,
+            "to_start": segment.capture_end + SPAN_TOLERANCE,
+        }).all()
         if not touching:
-            session.add(CoverageSpan(camera_id=segment.camera_id, start_at=segment.capture_start,
-                                     end_at=segment.capture_end, segments=1, bytes=segment.size))
+            connection.execute(_SegmentSQL.insert_span, {
+                "camera_id": segment.camera_id, "start_at": segment.capture_start, "end_at": segment.capture_end,
+                "segments": 1, "bytes": segment.size})
         else:
-            span = touching[0]
-            span.start_at = min([segment.capture_start, *(t.start_at for t in touching)])
-            span.end_at = max([segment.capture_end, *(t.end_at for t in touching)])
-            span.segments = 1 + sum(t.segments for t in touching)
-            span.bytes = segment.size + sum(t.bytes for t in touching)
-            for other in touching[1:]:
-                session.delete(other)
+            connection.execute(_SegmentSQL.extend_span, {
+                "span_id": touching[0].id,
+                "new_start": min([segment.capture_start, *(t.start_at for t in touching)]),
+                "new_end": max([segment.capture_end, *(t.end_at for t in touching)]),
+                "new_segments": 1 + sum(t.segments for t in touching),
+                "new_bytes": segment.size + sum(t.bytes for t in touching),
+            })
+            if len(touching) > 1:  # the segment bridged a hole between spans: they become one
+                connection.execute(_SegmentSQL.delete_span, [{"span_id": t.id} for t in touching[1:]])
         start, end = segment.capture_start.astimezone(UTC), segment.capture_end.astimezone(UTC)
         duration = (end - start).total_seconds() or 1.0
         cursor = start
@@ -190,13 +232,12 @@ class Catalog:
             next_midnight = datetime.combine(day, datetime.min.time(), cursor.tzinfo) + timedelta(days=1)
             piece_end = min(next_midnight, end)
             seconds = (piece_end - cursor).total_seconds()
-            row = session.get(CoverageDay, (segment.camera_id, day))
-            if row is None:
-                row = CoverageDay(camera_id=segment.camera_id, day=day, covered_seconds=0.0, bytes=0, segments=0)
-                session.add(row)
-            row.covered_seconds += seconds
-            row.bytes += round(segment.size * seconds / duration)
-            row.segments += 1 if cursor == start else 0
+            totals = {"camera": segment.camera_id, "on_day": day, "add_seconds": seconds,
+                      "add_bytes": round(segment.size * seconds / duration), "add_segments": int(cursor == start)}
+            if connection.execute(_SegmentSQL.add_to_day, totals).rowcount == 0:  # the camera's first of the day
+                connection.execute(_SegmentSQL.insert_day, {
+                    "camera_id": segment.camera_id, "day": day, "covered_seconds": seconds,
+                    "bytes": totals["add_bytes"], "segments": totals["add_segments"]})
             cursor = piece_end
 
     def spans(self, camera_id: str, start: datetime, end: datetime) -> list[CoverageSpan]:
@@ -208,10 +249,9 @@ class Catalog:
 
     def held_over(self, camera_id: str, start: datetime, end: datetime) -> bool:
         """Whether an active legal hold covers any part of [start, end) for the camera."""
-        with self.session() as session:
-            return session.scalar(select(LegalHold.id).where(
-                LegalHold.camera_id == camera_id, LegalHold.released_at.is_(None),
-                LegalHold.start_at < end, LegalHold.end_at > start).limit(1)) is not None
+        with self.connect() as connection:
+            return connection.scalar(_SegmentSQL.active_hold_over,
+                                     {"camera": camera_id, "from_end": start, "to_start": end}) is not None
 
     def mark_held(self, key: str) -> None:
         with self.session() as session:
@@ -222,12 +262,10 @@ class Catalog:
 
     def mark_uploaded(self, key: str, at: datetime) -> None:
         """Record the upload time of a catalogued segment (the first one stands); one UPDATE per segment."""
-        with self.session() as session:
-            marked = session.execute(update(SegmentRow).where(SegmentRow.key == key, SegmentRow.uploaded_at.is_(None))
-                                     .values(uploaded_at=at).execution_options(synchronize_session=False))
-            if marked.rowcount == 0 and session.scalar(select(SegmentRow.id).where(SegmentRow.key == key)) is None:
+        with self.begin() as connection:
+            marked = connection.execute(_SegmentSQL.mark_uploaded, {"segment_key": key, "at": at})
+            if marked.rowcount == 0 and connection.scalar(_SegmentSQL.id_of_key, {"segment_key": key}) is None:
                 raise CatalogError(f"{key}: not in the catalog")
-            session.commit()
 
     def segment(self, key: str) -> SegmentRow | None:
         with self.session() as session:
