@@ -1,7 +1,7 @@
 """Recording cost of jifang against plain ffmpeg on the same streams, in one run (on demand; prints numbers).
 
-    .venv/bin/python bench/record_bench.py [--streams 8 16] [--seconds 40] [--width 1920 --height 1080
-                                            --fps 25 --bitrate 4000]
+    .venv/bin/python bench/record_bench.py [--streams 8 16] [--seconds 40] [--repeat K] [--width 1920
+                                            --height 1080 --fps 25 --bitrate 4000]
 
 For each N: one simulated H.264 camera (shared media: encoded once, served to every client), then at the
 same moment the edge agent recording N cameras pulling it and N bare ``ffmpeg -rtsp_transport tcp -i URL
@@ -23,6 +23,7 @@ import argparse
 import os
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -69,18 +70,25 @@ def descendants(root: int) -> list[int]:
     return found
 
 
+def _process_cpu_clock(pid: int) -> int:
+    """The id of ``pid``'s CPU-time clock (``clock_getcpuclockid``): its threads' exact run time in ns, where
+    /proc's utime and stime are sampled at the tick (10 ms) and a process's share of it is a matter of chance."""
+    return (~pid << 3) | 2  # CPUCLOCK_SCHED, whole process (the kernel's encoding of a pid's clock)
+
+
 def cpu_seconds(pids: list[int], with_reaped: bool = True) -> float:
-    """CPU of live processes, plus what their reaped children used (ffprobe runs, restarted ffmpegs)."""
+    """CPU of live processes (their CPU-time clocks), plus what their reaped children used (ffprobe runs,
+    restarted ffmpegs: cutime and cstime, counted in ticks, the only record a reaped child leaves)."""
     total = 0.0
     for pid in pids:
         try:
             fields = _stat_fields(pid)
+            own = time.clock_gettime_ns(_process_cpu_clock(pid)) / 1e9
         except OSError:
             continue
-        ticks = int(fields[11]) + int(fields[12])
+        total += own
         if with_reaped:
-            ticks += int(fields[13]) + int(fields[14])
-        total += ticks / TICKS
+            total += (int(fields[13]) + int(fields[14])) / TICKS
     return total
 
 
@@ -213,7 +221,8 @@ def run_once(args: argparse.Namespace, url: str, streams: int, work: Path) -> tu
     return jifang, plain, machine
 
 
-def report(streams: int, jifang: Side, plain: Side, machine: dict) -> None:
+def report(streams: int, jifang: Side, plain: Side, machine: dict) -> dict[str, float]:
+    """Print one run's table; return its ratios (jifang over plain ffmpeg) for the summary of repeats."""
     def ratio(a: float, b: float) -> str:
         return f"{a / b:.2f}x" if b else "n/a"
 
@@ -237,12 +246,28 @@ def report(streams: int, jifang: Side, plain: Side, machine: dict) -> None:
           f"{seconds(plain.first_segment_s):>14}"
           f"{ratio(jifang.first_segment_s or 0, plain.first_segment_s or 0):>9}")
     sys.stdout.flush()
+    ratios = {"CPU": j_cpu / p_cpu if p_cpu else float("nan"), "PSS": j_pss / p_pss if p_pss else float("nan")}
+    if jifang.first_segment_s and plain.first_segment_s:
+        ratios["first segment"] = jifang.first_segment_s / plain.first_segment_s
+    return ratios
+
+
+def summarise(streams: int, runs: list[dict[str, float]]) -> None:
+    """The median and range of each ratio over the repeats: one run on a shared machine is an anecdote."""
+    print(f"\nN = {streams}, {len(runs)} runs: ratio to plain ffmpeg, median (range)")
+    for name in ("CPU", "PSS", "first segment"):
+        values = sorted(run[name] for run in runs if name in run)
+        if values:
+            print(f"  {name:<16}{statistics.median(values):.2f}x  ({values[0]:.2f}x - {values[-1]:.2f}x)")
+    sys.stdout.flush()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", type=int, nargs="+", default=[8, 16])
     parser.add_argument("--seconds", type=int, default=40, help="measurement window per N")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs per N (N values interleaved), then the median and range of each ratio")
     parser.add_argument("--first-segment-timeout", type=float, default=90)
     parser.add_argument("--width", type=int, default=1920)
     parser.add_argument("--height", type=int, default=1080)
@@ -259,14 +284,19 @@ def main() -> None:
           f"clients; jifang and plain ffmpeg record it side by side")
     try:
         with tempfile.TemporaryDirectory(prefix="jifang-bench-") as tmp:
-            for streams in args.streams:
-                sim0 = cpu_seconds([camera.process.pid], with_reaped=False)  # type: ignore[union-attr]
-                t0 = time.monotonic()
-                jifang, plain, machine = run_once(args, url, streams, Path(tmp) / f"n{streams}")
-                report(streams, jifang, plain, machine)
-                sim = cpu_seconds([camera.process.pid], with_reaped=False) - sim0  # type: ignore[union-attr]
-                print(f"  (the simulated camera's encoder, counted on neither side: "
-                      f"{100 * sim / (time.monotonic() - t0):.0f} % of one core)")
+            runs: dict[int, list[dict[str, float]]] = {streams: [] for streams in args.streams}
+            for attempt in range(args.repeat):
+                for streams in args.streams:
+                    sim0 = cpu_seconds([camera.process.pid], with_reaped=False)  # type: ignore[union-attr]
+                    t0 = time.monotonic()
+                    jifang, plain, machine = run_once(args, url, streams, Path(tmp) / f"n{streams}-{attempt}")
+                    runs[streams].append(report(streams, jifang, plain, machine))
+                    sim = cpu_seconds([camera.process.pid], with_reaped=False) - sim0  # type: ignore[union-attr]
+                    print(f"  (the simulated camera's encoder, counted on neither side: "
+                          f"{100 * sim / (time.monotonic() - t0):.0f} % of one core)")
+            if args.repeat > 1:
+                for streams, results in runs.items():
+                    summarise(streams, results)
     finally:
         camera.stop()
 
