@@ -246,10 +246,9 @@ def report(streams: int, jifang: Side, plain: Side, machine: dict) -> dict[str, 
           f"{seconds(plain.first_segment_s):>14}"
           f"{ratio(jifang.first_segment_s or 0, plain.first_segment_s or 0):>9}")
     sys.stdout.flush()
-    ratios = {"CPU": j_cpu / p_cpu if p_cpu else float("nan"), "PSS": j_pss / p_pss if p_pss else float("nan")}
-    if jifang.first_segment_s and plain.first_segment_s:
-        ratios["first segment"] = jifang.first_segment_s / plain.first_segment_s
-    return ratios
+    measured = {"CPU": (j_cpu, p_cpu), "PSS": (j_pss, p_pss),
+                "first segment": (jifang.first_segment_s or 0, plain.first_segment_s or 0)}
+    return {name: ours / limit for name, (ours, limit) in measured.items() if ours and limit}
 
 
 def summarise(streams: int, runs: list[dict[str, float]]) -> None:

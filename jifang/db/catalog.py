@@ -70,8 +70,7 @@ class _SegmentSQL:
 
     _segments, _spans, _days, _holds = (SegmentRow.__table__, CoverageSpan.__table__, CoverageDay.__table__,
                                         LegalHold.__table__)
-    sha256_of_key = select(_segments.c.sha256).where(_segments.c.key == bindparam("segment_key"))
-    id_of_key = select(_segments.c.id).where(_segments.c.key == bindparam("segment_key"))
+    sha256_of_key = select(_segments.c.sha256).where(_segments.c.key == bindparam("segment_key"))  # None: absent
     insert_segment = insert(_segments)
     mark_uploaded = (update(_segments).where(_segments.c.key == bindparam("segment_key"),
                                              _segments.c.uploaded_at.is_(None))
@@ -193,12 +192,12 @@ class Catalog:
                         "camera_id": segment.camera_id, "key": segment.key, "start_at": segment.capture_start,
                         "end_at": segment.capture_end, "bytes": segment.size, "sha256": segment.sha256,
                         "tier": str(segment.tier), "grid": segment.grid, "retain_until": segment.retain_until,
-                        "recorded_at": recorded_at, "held": False,
+                        "recorded_at": recorded_at,
                     })
                     self._update_rollups(connection, segment)
             except IntegrityError:
                 with self.connect() as connection:
-                    if connection.scalar(_SegmentSQL.id_of_key, {"segment_key": segment.key}) is None:
+                    if connection.scalar(_SegmentSQL.sha256_of_key, {"segment_key": segment.key}) is None:
                         raise  # not a duplicate: a rollup row raced another process; the caller retries
                 return False  # another process catalogued it between our check and insert
         return True
@@ -264,7 +263,7 @@ class Catalog:
         """Record the upload time of a catalogued segment (the first one stands); one UPDATE per segment."""
         with self.begin() as connection:
             marked = connection.execute(_SegmentSQL.mark_uploaded, {"segment_key": key, "at": at})
-            if marked.rowcount == 0 and connection.scalar(_SegmentSQL.id_of_key, {"segment_key": key}) is None:
+            if marked.rowcount == 0 and connection.scalar(_SegmentSQL.sha256_of_key, {"segment_key": key}) is None:
                 raise CatalogError(f"{key}: not in the catalog")
 
     def segment(self, key: str) -> SegmentRow | None:
